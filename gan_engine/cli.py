@@ -1,0 +1,156 @@
+"""Command line for the engine: train with live progress, and sample from a checkpoint.
+
+python -m gan_engine train [--steps N] [--seed S] [--out DIR] [--resume FILE]
+python -m gan_engine sample CHECKPOINT [-n N] [--seed S] [--format json|csv|npy] [-o FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from .config import ConfigError, TrainConfig
+from .sampling import CurveSampler
+from .trainer import LogRecord, Trainer, TrainingDiverged
+
+
+def _train(args: argparse.Namespace) -> int:
+    overrides = {
+        k: v
+        for k, v in {
+            "steps": args.steps,
+            "seed": args.seed,
+            "loss": args.loss,
+            "latent": args.latent,
+            "g_ema": args.g_ema,
+            "log_every": args.log_every,
+            "checkpoint_every": args.checkpoint_every,
+        }.items()
+        if v is not None
+    }
+    try:
+        if args.resume:
+            ckpt = load_checkpoint(args.resume)
+            # A resumed run keeps its recipe; only its length may change.
+            changed = sorted(set(overrides) - {"steps"})
+            if changed:
+                raise ConfigError(changed[0], "cannot change when resuming; only --steps can")
+            if "steps" in overrides:
+                ckpt = replace(ckpt, config=ckpt.config.replace(steps=overrides["steps"]))
+            trainer = Trainer.from_checkpoint(ckpt)
+        else:
+            trainer = Trainer(TrainConfig(**overrides))
+    except (ConfigError, CheckpointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    cfg = trainer.config
+    run_dir = Path(args.out) / f"run-{datetime.now(UTC):%Y%m%d-%H%M%S}-seed{cfg.seed}"
+    print(f"training {cfg.steps} steps, seed {cfg.seed}; checkpoints in {run_dir}", flush=True)
+    tty = sys.stdout.isatty()
+    start, start_step = time.perf_counter(), trainer.step_count
+
+    def on_log(r: LogRecord) -> None:
+        rate = (r.step - start_step) / max(time.perf_counter() - start, 1e-9)
+        eta = (cfg.steps - r.step) / rate if rate else 0.0
+        line = (
+            f"step {r.step:>7}/{cfg.steps}  d_loss {r.d_loss:.4f}  g_loss {r.g_loss:.4f}  "
+            f"d_acc {r.d_accuracy:.3f}  d_score {r.d_score:.3f}  in_band {r.in_band:.3f}  "
+            f"w1_a {r.w1_a:.4f}  {rate:,.0f} steps/s  eta {eta:.0f}s"
+        )
+        # On a terminal one line updates in place, with a lasting line every 10 logs.
+        if tty:
+            end = "\n" if r.step % (cfg.log_every * 10) == 0 or r.step == cfg.steps else ""
+            print(f"\r{line}", end=end, flush=True)
+        else:
+            print(line, flush=True)
+
+    saved: list[Path] = []
+
+    def on_checkpoint(ckpt: Checkpoint) -> None:
+        path = run_dir / f"step-{ckpt.step:08d}.safetensors"
+        ckpt.save(path)
+        saved.append(path)
+
+    try:
+        result = trainer.run(on_log=on_log, on_checkpoint=on_checkpoint)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except TrainingDiverged as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 1
+    if tty:
+        print()
+    print(f"done: step {result.step}; latest checkpoint {saved[-1] if saved else 'none'}")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    try:
+        sampler = CurveSampler.from_checkpoint(load_checkpoint(args.checkpoint))
+        out = sampler.sample(args.n, seed=args.seed)
+    except (CheckpointError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.format == "npy":
+        if not args.output:
+            print("error: --format npy needs -o FILE", file=sys.stderr)
+            return 2
+        np.save(args.output, out.curves)
+        return 0
+    stream = open(args.output, "w") if args.output else sys.stdout  # noqa: SIM115
+    try:
+        if args.format == "json":
+            json.dump(
+                {"x": out.x.tolist(), "curves": out.curves.tolist(), "seed": out.seed}, stream
+            )
+            stream.write("\n")
+        else:
+            np.savetxt(stream, out.curves, delimiter=",", fmt="%.6g")
+    finally:
+        if stream is not sys.stdout:
+            stream.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m gan_engine", description=__doc__.splitlines()[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train the GAN with live progress")
+    train.add_argument("--steps", type=int)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--loss", choices=["minimax", "non_saturating"])
+    train.add_argument("--latent", choices=["normal", "uniform"])
+    train.add_argument("--g-ema", type=float, dest="g_ema")
+    train.add_argument("--log-every", type=int, dest="log_every")
+    train.add_argument("--checkpoint-every", type=int, dest="checkpoint_every")
+    train.add_argument("--out", default="checkpoints", help="directory for checkpoints")
+    train.add_argument("--resume", help="checkpoint file to continue from")
+    train.set_defaults(func=_train)
+    sample = sub.add_parser("sample", help="draw curves from a checkpoint")
+    sample.add_argument("checkpoint")
+    sample.add_argument("-n", type=int, default=10)
+    sample.add_argument("--seed", type=int)
+    sample.add_argument("--format", choices=["json", "csv", "npy"], default="json")
+    sample.add_argument("-o", "--output")
+    sample.set_defaults(func=_sample)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Training configuration: a frozen, validated dataclass whose defaults are the tutorial's."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+LossName = Literal["minimax", "non_saturating"]
+LatentName = Literal["normal", "uniform"]
+
+LOSSES: tuple[str, ...] = ("minimax", "non_saturating")
+LATENTS: tuple[str, ...] = ("normal", "uniform")
+MAX_SEED = 2**63 - 1
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; ``field`` names the offending field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def _int_range(name: str, value: Any, lo: int, hi: int) -> None:
+    # bool is an int subclass, but True as a batch size is always a mistake.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(name, f"must be an integer in [{lo}, {hi}], got {value!r}")
+    if not lo <= value <= hi:
+        raise ConfigError(name, f"must be in [{lo}, {hi}], got {value}")
+
+
+def _float_range(
+    name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False
+) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(name, f"must be a number, got {value!r}")
+    left, right = "(" if lo_open else "[", ")" if hi_open else "]"
+    allowed = f"{left}{lo:g}, {hi:g}{right}"
+    ok = math.isfinite(value)
+    ok = ok and (value > lo if lo_open else value >= lo)
+    ok = ok and (value < hi if hi_open else value <= hi)
+    if not ok:
+        raise ConfigError(name, f"must be in {allowed}, got {value!r}")
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(name, f"must be one of {', '.join(allowed)}; got {value!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run. Defaults reproduce the tutorial's GAN."""
+
+    batch_size: int = 64
+    lr_g: float = 1e-4
+    lr_d: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    n_ideas: int = 5  # size of G's latent input ("ideas")
+    n_points: int = 15  # points per curve, on x = linspace(-1, 1, n_points)
+    hidden: int = 128  # width of the single hidden layer of both G and D
+    steps: int = 10_000
+    # None draws a random seed when the Trainer is built; the Trainer's config records it,
+    # so every run can be repeated exactly.
+    seed: int | None = None
+    # "minimax" is the tutorial's G loss mean(log(1 - D(G(z)))); "non_saturating" is
+    # -mean(log D(G(z))), which gives G stronger gradients early when D wins easily.
+    loss: LossName = "minimax"
+    latent: LatentName = "normal"
+    # Decay of an exponential moving average of G's weights that sampling and quality
+    # metrics use; 0 turns it off (the tutorial has none).
+    g_ema: float = 0.0
+    # Metrics (including the 2 000-curve quality evaluation) every log_every steps;
+    # the evaluation costs about as much as a few training steps.
+    log_every: int = 100
+    # A checkpoint every checkpoint_every steps; 0 means only at the end of the run.
+    checkpoint_every: int = 1_000
+
+    def __post_init__(self) -> None:
+        _int_range("batch_size", self.batch_size, 1, 65_536)
+        _float_range("lr_g", self.lr_g, 0.0, 1.0, lo_open=True)
+        _float_range("lr_d", self.lr_d, 0.0, 1.0, lo_open=True)
+        betas = self.betas
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ConfigError("betas", f"must be two numbers in [0, 1), got {betas!r}")
+        for i, beta in enumerate(betas):
+            _float_range(f"betas[{i}]", beta, 0.0, 1.0, hi_open=True)
+        object.__setattr__(self, "betas", (float(betas[0]), float(betas[1])))
+        _int_range("n_ideas", self.n_ideas, 1, 1_024)
+        _int_range("n_points", self.n_points, 2, 1_024)
+        _int_range("hidden", self.hidden, 1, 8_192)
+        _int_range("steps", self.steps, 1, 10_000_000)
+        if self.seed is not None:
+            _int_range("seed", self.seed, 0, MAX_SEED)
+        _choice("loss", self.loss, LOSSES)
+        _choice("latent", self.latent, LATENTS)
+        _float_range("g_ema", self.g_ema, 0.0, 1.0, hi_open=True)
+        _int_range("log_every", self.log_every, 1, 10_000_000)
+        _int_range("checkpoint_every", self.checkpoint_every, 0, 10_000_000)
+        for name in ("lr_g", "lr_d", "g_ema"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["betas"] = list(self.betas)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Builds a config from plain data (JSON); unknown fields are refused by name."""
+        if not isinstance(data, dict):
+            raise ConfigError("config", f"must be an object, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(unknown[0], f"unknown field; allowed: {', '.join(sorted(known))}")
+        values = dict(data)
+        if isinstance(values.get("betas"), list):
+            values["betas"] = tuple(values["betas"])
+        return cls(**values)
+
+
+DEFAULT_CONFIG = TrainConfig()

@@ -1,0 +1,31 @@
+"""The artist's curves: y = a * x**2 + (a - 1) with a ~ U(1, 2), drawn with torch."""
+
+from __future__ import annotations
+
+import torch
+
+A_LOW, A_HIGH = 1.0, 2.0
+
+
+def x_grid(n_points: int) -> torch.Tensor:
+    """The fixed x positions every curve is drawn at, shape (n_points,)."""
+    return torch.linspace(-1.0, 1.0, n_points)
+
+
+def artist_works(batch_size: int, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A batch of real curves, shape (batch_size, len(x)), from a seeded generator."""
+    offset = torch.rand(batch_size, 1, generator=generator)  # a - 1, uniform on [0, 1)
+    x2 = (x * x).unsqueeze(0)
+    # a x^2 + (a - 1) == (a - 1)(x^2 + 1) + x^2: a single fused multiply-add for the batch.
+    return torch.addmm(x2, offset, x2 + 1.0)
+
+
+def latent(
+    batch_size: int, n_ideas: int, kind: str, generator: torch.Generator | None
+) -> torch.Tensor:
+    """G's input "ideas": standard normal (the tutorial's) or uniform on [-1, 1]."""
+    if kind == "normal":
+        return torch.randn(batch_size, n_ideas, generator=generator)
+    if kind == "uniform":
+        return torch.rand(batch_size, n_ideas, generator=generator).mul_(2.0).sub_(1.0)
+    raise ValueError(f"unknown latent kind {kind!r}")

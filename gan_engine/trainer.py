@@ -1,0 +1,284 @@
+"""The training loop: G step on D's current weights, then D step on the detached fakes."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import math
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import ADAM_KEYS, Checkpoint, CheckpointError
+from .config import MAX_SEED, TrainConfig
+from .data import artist_works, latent, x_grid
+from .metrics import EVAL_SAMPLES, curve_quality
+from .models import build_models
+from .sampling import CurveSampler
+
+
+class TrainingDiverged(RuntimeError):
+    """Losses became NaN or infinite; ``step`` is the step at which it was seen."""
+
+    def __init__(self, step: int, detail: str) -> None:
+        super().__init__(f"training diverged at step {step}: {detail}")
+        self.step = step
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """The metrics logged every ``log_every`` steps."""
+
+    step: int
+    d_loss: float
+    g_loss: float
+    d_accuracy: float  # mean D(real), the tutorial's name; 0.5 at equilibrium
+    d_score: float  # -d_loss; -2 ln 2 = -1.386 at equilibrium
+    in_band: float
+    resid: float
+    w1_a: float
+    a_std: float
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    step: int
+    stopped: bool  # True when should_stop ended the run before config.steps
+    last: LogRecord | None
+
+
+def derive_seed(seed: int, purpose: str) -> int:
+    """Independent streams from one seed, so model init, data and evaluation never share draws."""
+    digest = hashlib.sha256(f"{seed}:{purpose}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & MAX_SEED
+
+
+@contextlib.contextmanager
+def intra_op_threads(n: int | None) -> Iterator[None]:
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class Trainer:
+    """Trains one GAN. ``step()`` does one G and one D update; ``run()`` loops with hooks."""
+
+    def __init__(self, config: TrainConfig | None = None, *, num_threads: int | None = 1) -> None:
+        config = config or TrainConfig()
+        if config.seed is None:
+            config = config.replace(seed=secrets.randbits(63))
+        assert config.seed is not None
+        self.config = config
+        # The tensors are tiny: one intra-op thread measured faster than several.
+        self.num_threads = num_threads
+        self.x = x_grid(config.n_points)
+        self.g, self.d = build_models(config, derive_seed(config.seed, "init"))
+        self.g_ema = None
+        if config.g_ema > 0:
+            self.g_ema = copy.deepcopy(self.g).requires_grad_(False)
+        self._g_params = list(self.g.parameters())
+        # fused Adam updates all of a model's tensors in one kernel: same maths, fewer ops.
+        self.opt_g = torch.optim.Adam(
+            self._g_params, lr=config.lr_g, betas=config.betas, fused=True
+        )
+        self.opt_d = torch.optim.Adam(
+            self.d.parameters(), lr=config.lr_d, betas=config.betas, fused=True
+        )
+        self.rng = torch.Generator().manual_seed(derive_seed(config.seed, "train"))
+        # A fixed evaluation batch drawn from its own stream: evaluating never moves training's.
+        eval_rng = torch.Generator().manual_seed(derive_seed(config.seed, "eval"))
+        self.eval_z = latent(EVAL_SAMPLES, config.n_ideas, config.latent, eval_rng)
+        b = config.batch_size
+        self._d_targets = torch.cat([torch.ones(b, 1), torch.zeros(b, 1)])
+        self.step_count = 0
+        self.last_record: LogRecord | None = None
+        self._last_stats: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    # ------------------------------------------------------------------ one step
+    def step(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One G update then one D update; returns (d_loss, g_loss, real_logits), detached."""
+        cfg = self.config
+        b = cfg.batch_size
+        real = artist_works(b, self.x, self.rng)
+        fake = self.g(latent(b, cfg.n_ideas, cfg.latent, self.rng))
+
+        # ======================= G step: on D's current weights =======================
+        # D acts as a fixed function here (frozen weights), so this loss reaches G only.
+        fake_logits = self.d(fake, frozen=True)
+        if cfg.loss == "minimax":
+            g_loss = -F.softplus(fake_logits).mean()  # mean(log(1 - D(G(z))))
+        else:
+            g_loss = F.softplus(-fake_logits).mean()  # -mean(log D(G(z)))
+
+        # ================ D step: on the same fakes, detached from G ==================
+        logits = self.d(torch.cat([real, fake.detach()]))
+        # Mean BCE over 2b rows, times 2 = mean(-log D(real)) + mean(-log(1 - D(fake))).
+        d_loss = F.binary_cross_entropy_with_logits(logits, self._d_targets) * 2.0
+
+        # The two losses touch disjoint parameters, so one backward pass gives each model
+        # exactly its own gradient; D is still at the weights G's loss was computed with,
+        # which is the tutorial's "G step, then D step on detached fakes".
+        self.opt_g.zero_grad(set_to_none=True)
+        self.opt_d.zero_grad(set_to_none=True)
+        (g_loss + d_loss).backward()
+        self.opt_g.step()
+        self.opt_d.step()
+        if self.g_ema is not None:
+            with torch.no_grad():
+                torch._foreach_lerp_(list(self.g_ema.parameters()), self._g_params, 1.0 - cfg.g_ema)
+
+        self.step_count += 1
+        stats = (d_loss.detach(), g_loss.detach(), logits[:b].detach())
+        self._last_stats = stats
+        return stats
+
+    # ------------------------------------------------------------------ the loop
+    def run(
+        self,
+        *,
+        on_log: Callable[[LogRecord], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        on_checkpoint: Callable[[Checkpoint], None] | None = None,
+        should_checkpoint: Callable[[], bool] | None = None,
+    ) -> RunResult:
+        """Trains up to ``config.steps``.
+
+        Between steps it asks ``should_stop`` (cancellation) and ``should_checkpoint``
+        (save now); it calls ``on_log`` every ``log_every`` steps and ``on_checkpoint`` every
+        ``checkpoint_every`` steps and once at the end, stopped or not. Raises
+        TrainingDiverged, before any checkpoint of the bad weights, if losses stop being finite.
+        """
+        cfg = self.config
+        stopped = False
+        with intra_op_threads(self.num_threads):
+            while self.step_count < cfg.steps:
+                if should_stop is not None and should_stop():
+                    stopped = True
+                    break
+                self.step()
+                s = self.step_count
+                if s % cfg.log_every == 0 or s == cfg.steps:
+                    record = self.evaluate()
+                    if on_log is not None:
+                        on_log(record)
+                wants = should_checkpoint is not None and should_checkpoint()
+                periodic = cfg.checkpoint_every and s % cfg.checkpoint_every == 0
+                if on_checkpoint is not None and s < cfg.steps and (periodic or wants):
+                    on_checkpoint(self.checkpoint())
+            if (
+                stopped
+                and self._last_stats is not None
+                and (self.last_record is None or self.last_record.step != self.step_count)
+            ):
+                record = self.evaluate()
+                if on_log is not None:
+                    on_log(record)
+            if on_checkpoint is not None:
+                on_checkpoint(self.checkpoint())
+        return RunResult(step=self.step_count, stopped=stopped, last=self.last_record)
+
+    def evaluate(self) -> LogRecord:
+        """Metrics for the latest step; raises TrainingDiverged if anything is not finite."""
+        if self._last_stats is None:
+            raise RuntimeError("evaluate() needs at least one step() first")
+        d_loss_t, g_loss_t, real_logits = self._last_stats
+        d_loss, g_loss = float(d_loss_t), float(g_loss_t)
+        if not (math.isfinite(d_loss) and math.isfinite(g_loss)):
+            raise TrainingDiverged(
+                self.step_count, f"d_loss={d_loss}, g_loss={g_loss} are not finite"
+            )
+        with torch.inference_mode(), intra_op_threads(self.num_threads):
+            quality = curve_quality(self.sampling_model()(self.eval_z), self.x)
+            accuracy = float(torch.sigmoid(real_logits).mean())
+        if not math.isfinite(quality.resid):
+            raise TrainingDiverged(self.step_count, "generated curves are not finite")
+        record = LogRecord(
+            step=self.step_count,
+            d_loss=d_loss,
+            g_loss=g_loss,
+            d_accuracy=accuracy,
+            d_score=-d_loss,
+            in_band=quality.in_band,
+            resid=quality.resid,
+            w1_a=quality.w1_a,
+            a_std=quality.a_std,
+        )
+        self.last_record = record
+        return record
+
+    # ------------------------------------------------------------------ state
+    def sampling_model(self) -> torch.nn.Module:
+        return self.g_ema if self.g_ema is not None else self.g
+
+    def sampler(self) -> CurveSampler:
+        return CurveSampler(copy.deepcopy(self.sampling_model()), self.config)
+
+    def checkpoint(self) -> Checkpoint:
+        """A snapshot (copied tensors) of everything needed to resume exactly or to sample."""
+        tensors: dict[str, torch.Tensor] = {}
+        models = [("g", self.g), ("d", self.d)]
+        if self.g_ema is not None:
+            models.append(("g_ema", self.g_ema))
+        for prefix, model in models:
+            for name, t in model.state_dict().items():
+                tensors[f"{prefix}.{name}"] = t.detach().clone()
+        for prefix, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
+            state = opt.state_dict()["state"]
+            for i, p in enumerate(opt.param_groups[0]["params"]):
+                st = state.get(i)
+                for key in ADAM_KEYS:
+                    if st is None:  # before the first step Adam's state is all zeros
+                        value = torch.zeros(()) if key == "step" else torch.zeros_like(p)
+                    else:
+                        value = st[key].detach().clone()
+                    tensors[f"{prefix}.{i}.{key}"] = value
+        tensors["rng.train"] = self.rng.get_state()
+        metrics = self.last_record.to_dict() if self.last_record else None
+        if metrics is not None:
+            metrics.pop("step")
+        return Checkpoint(self.config, self.step_count, tensors, metrics)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Checkpoint, *, num_threads: int | None = 1) -> Trainer:
+        """Resumes exactly where ``ckpt`` was taken (same weights, optimizer and random stream)."""
+        trainer = cls(ckpt.config, num_threads=num_threads)
+        t = ckpt.tensors
+
+        def sub(prefix: str) -> dict[str, torch.Tensor]:
+            return {k[len(prefix) :]: v for k, v in t.items() if k.startswith(prefix)}
+
+        trainer.g.load_state_dict(sub("g."))
+        trainer.d.load_state_dict(sub("d."))
+        if trainer.g_ema is not None:
+            trainer.g_ema.load_state_dict(sub("g_ema."))
+        for prefix, opt in (("opt_g", trainer.opt_g), ("opt_d", trainer.opt_d)):
+            sd = opt.state_dict()
+            n = len(opt.param_groups[0]["params"])
+            sd["state"] = {
+                i: {key: t[f"{prefix}.{i}.{key}"].clone() for key in ADAM_KEYS} for i in range(n)
+            }
+            opt.load_state_dict(sd)
+        try:
+            trainer.rng.set_state(t["rng.train"].clone())
+        except RuntimeError as exc:
+            raise CheckpointError(f"invalid random generator state: {exc}") from None
+        trainer.step_count = ckpt.step
+        if ckpt.metrics:
+            fields = set(LogRecord.__dataclass_fields__) - {"step"}
+            if fields <= set(ckpt.metrics):
+                values = {k: ckpt.metrics[k] for k in fields}
+                trainer.last_record = LogRecord(step=ckpt.step, **values)
+        return trainer
