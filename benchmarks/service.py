@@ -1,0 +1,137 @@
+"""Service figures, in one run against a real server on a free port (not a test).
+
+Run: .venv/bin/python benchmarks/service.py [--steps N]
+
+1. Aggregate training steps/s of two concurrent jobs / one job alone (worker processes).
+2. p50 / p99 latency of GET /v1/jobs/{id} while two jobs train.
+3. POST /v1/checkpoints/{id}/samples, n = 100 000 as .npy, next to the engine's own sampling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from gan_engine import CurveSampler, checkpoint_from_bytes
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(data_dir: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "CURVEGAN_DATA_DIR": data_dir,
+        "CURVEGAN_PORT": str(port),
+        "CURVEGAN_MAX_CONCURRENT_JOBS": "2",
+        "CURVEGAN_LOG_LEVEL": "warning",
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{url}/readyz").status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise SystemExit("server did not start")
+
+
+def train_jobs(
+    client: httpx.Client, n_jobs: int, steps: int
+) -> tuple[float, list[float], list[str]]:
+    """Starts n jobs at once; returns (aggregate steps/s while all run, GET latencies, ids)."""
+    cfg = {"steps": steps, "log_every": 100, "checkpoint_every": 0, "seed": 1}
+    ids = [client.post("/v1/jobs", json={"config": cfg}).json()["id"] for _ in range(n_jobs)]
+    samples: list[tuple[float, int]] = []
+    latencies: list[float] = []
+    while True:
+        t0 = time.perf_counter()
+        jobs = [client.get(f"/v1/jobs/{i}").json() for i in ids]
+        latencies.append((time.perf_counter() - t0) / len(ids))
+        if all(j["state"] in ("succeeded", "failed", "cancelled") for j in jobs):
+            break
+        # Count only while every job is running and past its start-up (10%..90% of steps).
+        if all(j["state"] == "running" and 0.1 <= j["progress"] <= 0.9 for j in jobs):
+            samples.append((time.perf_counter(), sum(j["step"] for j in jobs)))
+        time.sleep(0.02)
+    if len(samples) < 2:
+        raise SystemExit("too few samples: raise --steps")
+    (t1, s1), (t2, s2) = samples[0], samples[-1]
+    return (s2 - s1) / (t2 - t1), latencies, ids
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20_000)
+    parser.add_argument("--samples", type=int, default=100_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as data_dir:
+        proc, url = start_server(data_dir)
+        try:
+            with httpx.Client(base_url=url, timeout=60) as client:
+                one, _, ids = train_jobs(client, 1, args.steps)
+                two, latencies, _ = train_jobs(client, 2, args.steps)
+                lat = sorted(latencies)
+                p50 = statistics.median(lat) * 1e3
+                p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1e3
+                print(f"training ({os.cpu_count()} cores, {args.steps} steps a job)")
+                print(f"  one job alone          {one:8.0f} steps/s")
+                print(
+                    f"  two jobs at once       {two:8.0f} steps/s aggregate   ratio {two / one:.2f}"
+                )
+                print(
+                    f"GET /v1/jobs/{{id}} while two jobs train: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
+                    f"({len(lat)} requests)"
+                )
+
+                ckpt_id = client.get(f"/v1/jobs/{ids[0]}").json()["latest_checkpoint"]
+                data = client.get(f"/v1/checkpoints/{ckpt_id}/file").content
+                sampler = CurveSampler.from_checkpoint(checkpoint_from_bytes(data))
+                body = {"n": args.samples, "seed": 5}
+                headers = {"Accept": "application/x-npy"}
+                client.post(f"/v1/checkpoints/{ckpt_id}/samples", json=body, headers=headers)
+                http_t, eng_t, json_t = [], [], []
+                for _ in range(5):
+                    t0 = time.perf_counter()
+                    r = client.post(
+                        f"/v1/checkpoints/{ckpt_id}/samples", json=body, headers=headers
+                    )
+                    curves = np.load(io.BytesIO(r.content))
+                    http_t.append(time.perf_counter() - t0)
+                    t0 = time.perf_counter()
+                    local = sampler.sample(args.samples, seed=5).curves
+                    eng_t.append(time.perf_counter() - t0)
+                    t0 = time.perf_counter()
+                    client.post(f"/v1/checkpoints/{ckpt_id}/samples", json=body).json()
+                    json_t.append(time.perf_counter() - t0)
+                assert np.array_equal(curves, local), "server and engine disagree"
+                h, e, j = (statistics.median(v) * 1e3 for v in (http_t, eng_t, json_t))
+                print(f"sampling n={args.samples} (median of 5)")
+                print(f"  engine in-process      {e:8.1f} ms")
+                print(f"  POST .../samples npy   {h:8.1f} ms   ratio {h / e:.2f}")
+                print(f"  POST .../samples json  {j:8.1f} ms   ratio {j / e:.2f}")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

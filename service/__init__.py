@@ -1,0 +1,1 @@
+"""curvegan's REST service (v1) over gan_engine."""

@@ -1,0 +1,152 @@
+"""What the checkpoint routes do: uploads, files, deletion and sampling (with an LRU cache)."""
+
+from __future__ import annotations
+
+import io
+import math
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from gan_engine import CheckpointError, CurveSampler, Samples, checkpoint_from_bytes
+
+from .domain import Conflict, Invalid, InvalidCheckpoint, NotFound, PayloadTooLarge
+from .schemas import SampleRequest
+from .storage import LocalStorage
+from .store import FINAL_STATES, Store
+from .worker import save_checkpoint
+
+
+class SamplerCache:
+    """The last few loaded generators by checkpoint id: loading costs far more than sampling."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[str, CurveSampler] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, key: str, load: Any) -> CurveSampler:
+        with self._lock:
+            sampler = self._items.get(key)
+            if sampler is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return sampler
+        sampler = load()  # outside the lock: a slow load must not block other checkpoints
+        with self._lock:
+            self.misses += 1
+            self._items[key] = sampler
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return sampler
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
+
+class CheckpointService:
+    def __init__(
+        self,
+        store: Store,
+        storage: LocalStorage,
+        *,
+        max_upload_bytes: int,
+        max_samples: int,
+        cache_size: int,
+    ) -> None:
+        self.store = store
+        self.storage = storage
+        self.max_upload_bytes = max_upload_bytes
+        self.max_samples = max_samples
+        self.cache = SamplerCache(cache_size)
+
+    def get(self, checkpoint_id: str) -> dict[str, Any]:
+        row = self.store.get_checkpoint(checkpoint_id)
+        if row is None:
+            raise NotFound(f"no checkpoint with id {checkpoint_id!r}")
+        return row
+
+    def upload(self, data: bytes) -> dict[str, Any]:
+        if len(data) > self.max_upload_bytes:
+            raise PayloadTooLarge(
+                f"checkpoint is {len(data)} bytes; the limit is {self.max_upload_bytes}"
+            )
+        if not data:
+            raise InvalidCheckpoint("empty body: send the safetensors file as the request body")
+        try:
+            ckpt = checkpoint_from_bytes(data, self.max_upload_bytes)
+        except CheckpointError as exc:
+            raise InvalidCheckpoint(f"not a usable checkpoint: {exc}") from None
+        # The exact bytes received are kept, so the sha256 a client computed still matches.
+        return save_checkpoint(
+            self.store, self.storage, ckpt, job_id=None, source="upload", data=data
+        )
+
+    def file_path(self, checkpoint_id: str) -> Any:
+        self.get(checkpoint_id)
+        path = self.storage.path(checkpoint_id)
+        if not path.is_file():
+            raise NotFound(f"the file of checkpoint {checkpoint_id} is missing")
+        return path
+
+    def delete(self, checkpoint_id: str) -> None:
+        row = self.get(checkpoint_id)
+        job_id = row["job_id"]
+        if job_id is not None:
+            job = self.store.get_job(job_id)
+            if (
+                job
+                and job["state"] not in FINAL_STATES
+                and job["latest_checkpoint"] == checkpoint_id
+            ):
+                raise Conflict(
+                    f"checkpoint {checkpoint_id} is the latest of {job['state']} job {job_id}, "
+                    "which resumes from it; cancel the job first"
+                )
+        self.store.delete_checkpoint(checkpoint_id)
+        self.cache.drop(checkpoint_id)
+        self.storage.delete(checkpoint_id)
+
+    def sampler(self, checkpoint_id: str) -> CurveSampler:
+        self.get(checkpoint_id)
+
+        def load() -> CurveSampler:
+            try:
+                ckpt = checkpoint_from_bytes(self.storage.read(checkpoint_id), 2**31)
+            except (OSError, CheckpointError) as exc:
+                raise NotFound(f"checkpoint {checkpoint_id} cannot be read: {exc}") from None
+            return CurveSampler.from_checkpoint(ckpt)
+
+        return self.cache.get(checkpoint_id, load)
+
+    def sample(self, checkpoint_id: str, req: SampleRequest) -> Samples:
+        sampler = self.sampler(checkpoint_id)
+        limit = self.max_samples
+        if req.z is not None:
+            n_ideas = sampler.config.n_ideas
+            for i, row in enumerate(req.z):
+                if len(row) != n_ideas:
+                    raise Invalid(f"z.{i}", f"must hold {n_ideas} numbers, got {len(row)}")
+                if not all(math.isfinite(v) for v in row):
+                    raise Invalid(f"z.{i}", "must hold finite numbers")
+            if req.n is not None and req.n != len(req.z):
+                raise Invalid("n", f"must equal the number of z rows ({len(req.z)}), got {req.n}")
+            if not 1 <= len(req.z) <= limit:
+                raise Invalid("z", f"must have between 1 and {limit} rows, got {len(req.z)}")
+            return sampler.sample(z=np.asarray(req.z, dtype=np.float32))
+        if req.n is None:
+            raise Invalid("n", f"is required (an integer in [1, {limit}]) unless z is given")
+        if not 1 <= req.n <= limit:
+            raise Invalid("n", f"must be in [1, {limit}], got {req.n}")
+        return sampler.sample(req.n, seed=req.seed)
+
+    @staticmethod
+    def to_npy(samples: Samples) -> bytes:
+        buf = io.BytesIO()
+        np.save(buf, samples.curves, allow_pickle=False)
+        return buf.getvalue()

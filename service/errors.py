@@ -1,0 +1,89 @@
+"""The one place where errors become HTTP responses: always JSON {error, message, field}."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .domain import DomainError, TooManyJobs, Unauthorized
+
+log = logging.getLogger("curvegan.errors")
+
+_HTTP_CODES = {
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": code, "message": message, "field": field}, status_code=status, headers=headers
+    )
+
+
+def _describe(err: dict[str, Any]) -> tuple[str, str]:
+    """A pydantic error as (dotted field, "field: what is wrong")."""
+    loc = [str(p) for p in err.get("loc", ())]
+    if loc and loc[0] in ("body", "query", "path", "header"):
+        where, loc = loc[0], loc[1:]
+    else:
+        where = "body"
+    field = ".".join(loc) or where
+    kind = err.get("type", "")
+    if kind == "json_invalid":
+        return "body", f"body: is not valid JSON ({err.get('ctx', {}).get('error', 'parse error')})"
+    if kind == "missing":
+        return field, f"{field}: is required"
+    if kind == "extra_forbidden":
+        return field, f"{field}: is not a known field"
+    ctx = err.get("ctx") or {}
+    bounds = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+    limits = [f"{op} {ctx[k]}" for k, op in bounds.items() if k in ctx]
+    suffix = f" (allowed: {', '.join(limits)})" if limits else ""
+    got = err.get("input")
+    shown = "" if isinstance(got, (dict, list)) else f", got {got!r}"
+    return field, f"{field}: {err.get('msg', 'invalid value')}{suffix}{shown}"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        headers = None
+        if isinstance(exc, TooManyJobs):
+            headers = {"Retry-After": str(exc.retry_after)}
+        elif isinstance(exc, Unauthorized):
+            headers = {"WWW-Authenticate": "Bearer"}
+        return error_response(exc.status, exc.code, exc.message, exc.field, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        described = [_describe(e) for e in exc.errors()] or [("body", "body: invalid request")]
+        field, message = described[0]
+        if len(described) > 1:
+            message += (
+                f" (and {len(described) - 1} more: " + "; ".join(m for _, m in described[1:4]) + ")"
+            )
+        return error_response(422, "validation_error", message, field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail), None, exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "internal server error; see the server log")

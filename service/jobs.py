@@ -1,0 +1,142 @@
+"""What the job routes do: create, cancel, delete and checkpoint jobs through store and executor."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import secrets
+import time
+from typing import Any
+
+from gan_engine import ConfigError, TrainConfig
+
+from .domain import Conflict, Invalid, NotFound, TooManyJobs
+from .executor import Executor
+from .schemas import JobCreate
+from .store import FINAL_STATES, QUEUED, RUNNING, IdempotencyConflict, QueueFull, Store
+from .worker import new_id
+
+# Fields a job resuming from a checkpoint may change: how long it trains and how it reports.
+RESUME_MUTABLE = frozenset({"steps", "log_every", "checkpoint_every"})
+# How long POST /v1/jobs/{id}/checkpoints waits for the running job's next step to save.
+SAVE_WAIT_S = 30.0
+
+
+def _config_error(exc: ConfigError) -> Invalid:
+    return Invalid(f"config.{exc.field}", exc.message)
+
+
+class JobService:
+    def __init__(self, store: Store, executor: Executor, *, max_queued: int) -> None:
+        self.store = store
+        self.executor = executor
+        self.max_queued = max_queued
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        job = self.store.get_job(job_id)
+        if job is None:
+            raise NotFound(f"no job with id {job_id!r}")
+        return job
+
+    def _config_for(self, body: JobCreate) -> tuple[dict[str, Any], int]:
+        """The complete config (with a concrete seed) and the step the job starts at."""
+        requested = body.config or {}
+        if body.resume_from is None:
+            try:
+                config = TrainConfig.from_dict(requested)
+            except ConfigError as exc:
+                raise _config_error(exc) from None
+            if config.seed is None:
+                config = config.replace(seed=secrets.randbits(63))
+            return config.to_dict(), 0
+        ckpt = self.store.get_checkpoint(body.resume_from)
+        if ckpt is None:
+            raise NotFound(f"no checkpoint with id {body.resume_from!r}", field="resume_from")
+        base = dict(ckpt["config"])
+        for key, value in requested.items():
+            if key not in RESUME_MUTABLE and base.get(key) != value:
+                raise Invalid(
+                    f"config.{key}",
+                    "cannot change when resuming from a checkpoint; only "
+                    f"{', '.join(sorted(RESUME_MUTABLE))} can",
+                )
+        try:
+            config = TrainConfig.from_dict({**base, **requested})
+        except ConfigError as exc:
+            raise _config_error(exc) from None
+        if config.steps <= ckpt["step"]:
+            raise Invalid(
+                "config.steps",
+                f"must be greater than the checkpoint's step {ckpt['step']}, got {config.steps}",
+            )
+        return config.to_dict(), ckpt["step"]
+
+    def create(self, body: JobCreate, idempotency_key: str | None) -> tuple[dict[str, Any], bool]:
+        request_hash = None
+        if idempotency_key is not None:
+            if not 1 <= len(idempotency_key) <= 200:
+                raise Invalid("Idempotency-Key", "must be 1 to 200 characters long")
+            canonical = json.dumps(body.model_dump(), sort_keys=True, separators=(",", ":"))
+            request_hash = hashlib.sha256(canonical.encode()).hexdigest()
+        config, start_step = self._config_for(body)
+        try:
+            job, created = self.store.create_job(
+                job_id=new_id("job"),
+                name=body.name,
+                config=config,
+                step=start_step,
+                resumed_from=body.resume_from,
+                idempotency_key=idempotency_key,
+                request_hash=request_hash,
+                max_queued=self.max_queued,
+            )
+        except QueueFull as exc:
+            raise TooManyJobs(
+                f"the queue is full ({exc.queued} jobs waiting, limit {self.max_queued}); "
+                "retry later"
+            ) from None
+        except IdempotencyConflict as exc:
+            raise Conflict(
+                f"Idempotency-Key {idempotency_key!r} was used for another request "
+                f"(job {exc.job_id})",
+                field="Idempotency-Key",
+            ) from None
+        if created:
+            self.executor.submit(job["id"])
+        return job, created
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        job = self.get(job_id)
+        if job["state"] in FINAL_STATES:
+            raise Conflict(f"job {job_id} is already {job['state']}")
+        self.store.request_cancel(job_id)
+        # A queued job has no worker: it ends here. A running one stops at its next step.
+        if not self.store.transition(job_id, "cancelled", only_from={QUEUED}):
+            self.executor.cancel(job_id)
+        return self.get(job_id)
+
+    def delete(self, job_id: str) -> None:
+        job = self.get(job_id)
+        if job["state"] not in FINAL_STATES or not self.store.delete_job(job_id):
+            raise Conflict(f"job {job_id} is {job['state']}; only a finished job can be deleted")
+
+    async def checkpoint_now(self, job_id: str) -> dict[str, Any]:
+        job = await asyncio.to_thread(self.get, job_id)
+        if job["state"] != RUNNING or not self.executor.request_checkpoint(job_id):
+            raise Conflict(
+                f"job {job_id} is {job['state']}; only a running job can save a checkpoint"
+                + (
+                    f" (its latest is {job['latest_checkpoint']})"
+                    if job["latest_checkpoint"]
+                    else ""
+                )
+            )
+        before = job["latest_checkpoint"]
+        deadline = time.monotonic() + SAVE_WAIT_S
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            page = await asyncio.to_thread(self.store.list_checkpoints, job_id, 1, 0)
+            if page.items and page.items[0]["id"] != before:
+                return page.items[0]
+        raise Conflict(f"job {job_id} did not save a checkpoint within {SAVE_WAIT_S:.0f}s")

@@ -1,0 +1,100 @@
+"""/v1/checkpoints: saved and uploaded checkpoints, their files, and sampling."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
+
+from ..deps import Services, services
+from ..domain import PayloadTooLarge
+from ..schemas import Checkpoint, CheckpointList, Error, SampleRequest, SampleResponse
+from .samples import NPY, sample_response
+
+router = APIRouter(prefix="/v1/checkpoints", tags=["checkpoints"])
+Svc = Annotated[Services, Depends(services)]
+ERRORS = {404: {"model": Error}, 409: {"model": Error}, 422: {"model": Error}}
+
+
+@router.get("", response_model=CheckpointList)
+def list_checkpoints(
+    svc: Svc,
+    job_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> CheckpointList:
+    """Checkpoints, newest first; `job_id` keeps one job's."""
+    page = svc.store.list_checkpoints(job_id, limit, offset)
+    return CheckpointList(items=[Checkpoint.from_row(r) for r in page.items], total=page.total)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=Checkpoint,
+    responses={413: {"model": Error}, 422: {"model": Error}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    },
+)
+async def upload_checkpoint(request: Request, svc: Svc) -> Checkpoint:
+    """Loads a checkpoint made elsewhere: the safetensors file as the raw request body."""
+    limit = svc.settings.max_upload_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(
+            f"body is {declared} bytes; the limit is {limit} (CURVEGAN_MAX_UPLOAD_BYTES)"
+        )
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:  # stop reading: a chunked upload gives no length up front
+            raise PayloadTooLarge(
+                f"body exceeds the limit of {limit} bytes (CURVEGAN_MAX_UPLOAD_BYTES)"
+            )
+    row = await run_in_threadpool(svc.checkpoints.upload, bytes(body))
+    return Checkpoint.from_row(row)
+
+
+@router.get("/{checkpoint_id}", response_model=Checkpoint, responses=ERRORS)
+def get_checkpoint(checkpoint_id: str, svc: Svc) -> Checkpoint:
+    return Checkpoint.from_row(svc.checkpoints.get(checkpoint_id))
+
+
+@router.get(
+    "/{checkpoint_id}/file",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}, **ERRORS},
+)
+def checkpoint_file(checkpoint_id: str, svc: Svc) -> FileResponse:
+    """The checkpoint's safetensors file."""
+    path = svc.checkpoints.file_path(checkpoint_id)
+    return FileResponse(
+        path, media_type="application/octet-stream", filename=f"{checkpoint_id}.safetensors"
+    )
+
+
+@router.delete("/{checkpoint_id}", status_code=204, responses=ERRORS)
+def delete_checkpoint(checkpoint_id: str, svc: Svc) -> Response:
+    svc.checkpoints.delete(checkpoint_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{checkpoint_id}/samples",
+    response_model=SampleResponse,
+    responses={200: {"content": {NPY: {}}}, **ERRORS},
+)
+def sample_checkpoint(
+    checkpoint_id: str, body: SampleRequest, request: Request, svc: Svc
+) -> Response:
+    """`n` curves (1..CURVEGAN_MAX_SAMPLES) from latents drawn with `seed`, or from `z`.
+    With `Accept: application/x-npy` the body is the (n, 15) float32 array as .npy."""
+    return sample_response(svc, checkpoint_id, body, request)

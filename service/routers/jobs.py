@@ -1,0 +1,120 @@
+"""/v1/jobs: training jobs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from ..deps import Services, services
+from ..domain import Conflict
+from ..events import job_events
+from ..schemas import (
+    Checkpoint,
+    Error,
+    Job,
+    JobCreate,
+    JobList,
+    JobState,
+    MetricList,
+    SampleRequest,
+)
+from .samples import sample_response
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+Svc = Annotated[Services, Depends(services)]
+ERRORS = {404: {"model": Error}, 409: {"model": Error}, 422: {"model": Error}}
+
+
+@router.post("", status_code=202, response_model=Job, responses={**ERRORS, 429: {"model": Error}})
+def create_job(
+    body: JobCreate,
+    response: Response,
+    svc: Svc,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> Job:
+    """Queues a training job; it runs in its own worker process when a slot is free."""
+    job, _ = svc.jobs.create(body, idempotency_key)
+    response.headers["Location"] = f"/v1/jobs/{job['id']}"
+    return Job.from_row(job)
+
+
+@router.get("", response_model=JobList)
+def list_jobs(
+    svc: Svc,
+    state: JobState | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JobList:
+    """Jobs, newest first."""
+    page = svc.store.list_jobs(state, limit, offset)
+    return JobList(items=[Job.from_row(j) for j in page.items], total=page.total)
+
+
+@router.get("/{job_id}", response_model=Job, responses=ERRORS)
+def get_job(job_id: str, svc: Svc) -> Job:
+    return Job.from_row(svc.jobs.get(job_id))
+
+
+@router.get("/{job_id}/metrics", response_model=MetricList, responses=ERRORS)
+def job_metrics(
+    job_id: str,
+    svc: Svc,
+    since_step: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+) -> MetricList:
+    """Every logged step after ``since_step``, ascending."""
+    svc.jobs.get(job_id)
+    return MetricList(items=svc.store.metrics_since(job_id, since_step, limit))  # type: ignore[arg-type]
+
+
+@router.get(
+    "/{job_id}/events",
+    responses={200: {"content": {"text/event-stream": {}}}, **ERRORS},
+    response_class=StreamingResponse,
+)
+def job_event_stream(
+    job_id: str,
+    svc: Svc,
+    since_step: Annotated[int, Query(ge=0)] = 0,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """Server-sent events: `metrics` per logged step, `state` per state change; ends after a
+    final state. Reconnecting with Last-Event-ID resumes after that step."""
+    svc.jobs.get(job_id)
+    if last_event_id and last_event_id.isdigit():
+        since_step = max(since_step, int(last_event_id))
+    return StreamingResponse(
+        job_events(svc.store, job_id, since_step),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post("/{job_id}/cancel", status_code=202, response_model=Job, responses=ERRORS)
+def cancel_job(job_id: str, svc: Svc) -> Job:
+    """Stops the job at its next step; it saves a final checkpoint and ends `cancelled`."""
+    return Job.from_row(svc.jobs.cancel(job_id))
+
+
+@router.delete("/{job_id}", status_code=204, responses=ERRORS)
+def delete_job(job_id: str, svc: Svc) -> Response:
+    """Deletes a finished job and its metric history; its checkpoints stay."""
+    svc.jobs.delete(job_id)
+    return Response(status_code=204)
+
+
+@router.post("/{job_id}/checkpoints", status_code=201, response_model=Checkpoint, responses=ERRORS)
+async def checkpoint_job(job_id: str, svc: Svc) -> Checkpoint:
+    """Saves a checkpoint of a running job at its next step."""
+    return Checkpoint.from_row(await svc.jobs.checkpoint_now(job_id))
+
+
+@router.post("/{job_id}/samples", responses=ERRORS)
+def sample_job(job_id: str, body: SampleRequest, request: Request, svc: Svc) -> Response:
+    """Curves from the job's latest checkpoint (409 before it has one)."""
+    job = svc.jobs.get(job_id)
+    if job["latest_checkpoint"] is None:
+        raise Conflict(f"job {job_id} ({job['state']}) has no checkpoint yet")
+    return sample_response(svc, job["latest_checkpoint"], body, request)

@@ -1,0 +1,145 @@
+"""Request and response bodies of the v1 API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gan_engine.config import MAX_SEED
+
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+def iso(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+class Error(BaseModel):
+    error: str = Field(description="machine-readable code, e.g. not_found, validation_error")
+    message: str = Field(description="what went wrong, naming the field and allowed range")
+    field: str | None = Field(None, description="the offending field as a dotted path")
+
+
+class JobCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=200)
+    config: dict[str, Any] | None = Field(
+        None,
+        description="engine config fields, all optional (tutorial defaults): batch_size, "
+        "lr_g, lr_d, betas, n_ideas, n_points, hidden, steps, seed, loss, latent, g_ema, "
+        "log_every, checkpoint_every",
+    )
+    resume_from: str | None = Field(None, description="checkpoint id to continue from")
+
+
+class LossMetrics(BaseModel):
+    d_loss: float
+    g_loss: float
+    d_accuracy: float
+    d_score: float
+
+
+class QualityMetrics(BaseModel):
+    in_band: float
+    resid: float
+    w1_a: float
+
+
+class Job(BaseModel):
+    id: str
+    name: str | None
+    state: JobState
+    config: dict[str, Any]
+    step: int
+    steps: int
+    progress: float
+    metrics: LossMetrics | None
+    quality: QualityMetrics | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    latest_checkpoint: str | None
+    resumed_from: str | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Job:
+        return cls(
+            id=row["id"],
+            name=row["name"],
+            state=row["state"],
+            config=row["config"],
+            step=row["step"],
+            steps=row["steps"],
+            progress=min(1.0, row["step"] / row["steps"]) if row["steps"] else 0.0,
+            metrics=row["metrics"],
+            quality=row["quality"],
+            created_at=iso(row["created_at"]),
+            started_at=iso(row["started_at"]),
+            finished_at=iso(row["finished_at"]),
+            error=row["error"],
+            latest_checkpoint=row["latest_checkpoint"],
+            resumed_from=row["resumed_from"],
+        )
+
+
+class JobList(BaseModel):
+    items: list[Job]
+    total: int
+
+
+class MetricRow(BaseModel):
+    step: int
+    d_loss: float
+    g_loss: float
+    d_accuracy: float
+    d_score: float
+    in_band: float
+    resid: float
+    w1_a: float
+
+
+class MetricList(BaseModel):
+    items: list[MetricRow]
+
+
+class Checkpoint(BaseModel):
+    id: str
+    job_id: str | None
+    step: int
+    config: dict[str, Any]
+    metrics: LossMetrics | None
+    quality: QualityMetrics | None
+    created_at: datetime
+    size_bytes: int
+    sha256: str
+    source: Literal["training", "upload"]
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Checkpoint:
+        return cls(**{**row, "created_at": iso(row["created_at"])})
+
+
+class CheckpointList(BaseModel):
+    items: list[Checkpoint]
+    total: int
+
+
+class SampleRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    n: int | None = Field(None, description="number of curves, 1..CURVEGAN_MAX_SAMPLES")
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="same seed, same curves")
+    z: list[list[float]] | None = Field(
+        None, description="latent rows (n_ideas numbers each) instead of a seed"
+    )
+
+
+class SampleResponse(BaseModel):
+    checkpoint_id: str
+    x: list[float]
+    curves: list[list[float]]
+    seed: int | None
