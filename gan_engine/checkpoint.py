@@ -109,6 +109,12 @@ def expected_layout(config: TrainConfig) -> dict[str, tuple[tuple[int, ...], tor
 
 
 def _read_metadata(data: bytes) -> dict[str, str]:
+    # Say plainly what a pickle is: such files are never opened, only recognised.
+    if data[:1] == b"\x80" or data[:4] == b"PK\x03\x04":
+        raise CheckpointError(
+            "this looks like a pickle or torch.save file, which is never loaded: "
+            "only safetensors checkpoints are accepted"
+        )
     if len(data) < 8:
         raise CheckpointError("not a safetensors file: shorter than its 8-byte header length")
     (header_len,) = struct.unpack("<Q", data[:8])

@@ -92,7 +92,9 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     def make(**settings: str) -> Server:
         data_dir = tmp_path / f"data{len(servers)}"
         data_dir.mkdir()
-        server = Server(data_dir=data_dir, env={f"CURVEGAN_{k.upper()}": v for k, v in settings.items()})
+        server = Server(
+            data_dir=data_dir, env={f"CURVEGAN_{k.upper()}": v for k, v in settings.items()}
+        )
         servers.append(server)
         server.start()
         return server
