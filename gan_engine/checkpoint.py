@@ -109,12 +109,20 @@ def expected_layout(config: TrainConfig) -> dict[str, tuple[tuple[int, ...], tor
 
 
 def _read_metadata(data: bytes) -> dict[str, str]:
-    # Say plainly what a pickle is: such files are never opened, only recognised.
-    if data[:1] == b"\x80" or data[:4] == b"PK\x03\x04":
-        raise CheckpointError(
-            "this looks like a pickle or torch.save file, which is never loaded: "
-            "only safetensors checkpoints are accepted"
-        )
+    try:
+        return _parse_header(data)
+    except CheckpointError:
+        # Only after the safetensors parse failed (a valid header length may start with
+        # 0x80 too): say plainly what a pickle is. Such files are recognised, never opened.
+        if data[:1] == b"\x80" or data[:4] == b"PK\x03\x04":
+            raise CheckpointError(
+                "this looks like a pickle or torch.save file, which is never loaded: "
+                "only safetensors checkpoints are accepted"
+            ) from None
+        raise
+
+
+def _parse_header(data: bytes) -> dict[str, str]:
     if len(data) < 8:
         raise CheckpointError("not a safetensors file: shorter than its 8-byte header length")
     (header_len,) = struct.unpack("<Q", data[:8])
