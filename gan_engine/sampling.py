@@ -14,7 +14,8 @@ from .data import latent, x_grid
 from .models import Generator
 
 # Latents are drawn in fixed-size chunks from one seeded stream, so a seed gives the same
-# curves whatever n is split into; 16 384 curves keep the working set near 10 MB.
+# latents whatever n is (curves then equal to float rounding, and bit-equal for the same n).
+# 16 384 curves a chunk keep the working set near 10 MB.
 CHUNK = 16_384
 
 
