@@ -16,8 +16,7 @@ import torch
 from safetensors.torch import save as st_save
 
 from gan_engine import Checkpoint, TrainConfig, Trainer, checkpoint_from_bytes
-
-from .conftest import Server
+from tests.conftest import Server
 
 OCTET = {"content-type": "application/octet-stream"}
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from .conftest import Server
+from tests.conftest import Server
 
 FINAL = {"succeeded", "failed", "cancelled"}
 

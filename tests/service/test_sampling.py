@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from gan_engine import Checkpoint, CurveSampler, TrainConfig, Trainer
-
-from .conftest import Server
+from tests.conftest import Server
 
 OCTET = {"content-type": "application/octet-stream"}
 NPY = "application/x-npy"

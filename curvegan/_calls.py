@@ -1,0 +1,293 @@
+"""What each endpoint sends and how its answer is read, shared by the sync and async clients.
+
+Builders check their arguments and raise UsageError before anything is sent.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .errors import UsageError, error_for
+from .models import Checkpoint, CheckpointList, Event, Job, JobList, MetricRow, Samples
+
+try:  # numpy is optional: with it, samples travel as .npy and come back as arrays
+    import numpy as np
+except ImportError:  # pragma: no cover - exercised by the no-torch venv test
+    np = None  # type: ignore[assignment]
+
+NPY = "application/x-npy"
+MAX_SEED = 2**63 - 1
+_ID = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    parse: Callable[[httpx.Response], Any]
+    params: dict[str, Any] | None = None
+    json: Any = None
+    content: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    # Safe to send twice: retried on connection errors and 429/503.
+    idempotent: bool = False
+
+
+# ---------------------------------------------------------------- argument checks
+def _id(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not _ID.match(value):
+        raise UsageError(f"{name} must be an id string (letters, digits, _ . -), got {value!r}")
+    return value
+
+
+def _int(name: str, value: Any, lo: int, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"{name} must be an integer, got {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        allowed = f"be in [{lo}, {hi}]" if hi is not None else f"be >= {lo}"
+        raise UsageError(f"{name} must {allowed}, got {value}")
+    return value
+
+
+def _page(limit: int, offset: int) -> dict[str, int]:
+    return {"limit": _int("limit", limit, 1, 1000), "offset": _int("offset", offset, 0)}
+
+
+# ---------------------------------------------------------------- parsing
+def parse_json(resp: httpx.Response) -> Any:
+    return resp.json()
+
+
+def _as(model: Any) -> Callable[[httpx.Response], Any]:
+    return lambda resp: model.model_validate(resp.json())
+
+
+def _none(_: httpx.Response) -> None:
+    return None
+
+
+def raise_for_error(resp: httpx.Response) -> None:
+    if resp.status_code < 400:
+        return
+    try:
+        body = resp.json()
+    except ValueError:
+        body = {"message": resp.text[:500] or resp.reason_phrase}
+    raise error_for(resp.status_code, body)
+
+
+# ---------------------------------------------------------------- jobs
+def create_job(
+    config: dict[str, Any] | None,
+    name: str | None,
+    resume_from: str | None,
+    preset: str | None,
+    idempotency_key: str | None,
+) -> Call:
+    body: dict[str, Any] = {}
+    if config is not None:
+        if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
+            raise UsageError(f"config must be a dict of engine settings, got {config!r}")
+        body["config"] = config
+    if name is not None:
+        if not isinstance(name, str) or len(name) > 200:
+            raise UsageError("name must be a string of at most 200 characters")
+        body["name"] = name
+    if resume_from is not None:
+        body["resume_from"] = _id("resume_from", resume_from)
+    if preset is not None:
+        if not isinstance(preset, str) or not preset:
+            raise UsageError(f"preset must be a preset name, got {preset!r}")
+        body["preset"] = preset
+    # Every create carries a key, so a retry after a lost response finds the first job
+    # instead of starting a second one.
+    key = idempotency_key or f"curvegan-client-{uuid.uuid4()}"
+    return Call(
+        "POST", "/v1/jobs", _as(Job), json=body, headers={"Idempotency-Key": key}, idempotent=True
+    )
+
+
+def list_jobs(state: str | None, limit: int, offset: int) -> Call:
+    params: dict[str, Any] = _page(limit, offset)
+    if state is not None:
+        if state not in STATES:
+            raise UsageError(f"state must be one of {', '.join(STATES)}, got {state!r}")
+        params["state"] = state
+    return Call("GET", "/v1/jobs", _as(JobList), params=params, idempotent=True)
+
+
+def get_job(job_id: str) -> Call:
+    return Call("GET", f"/v1/jobs/{_id('job_id', job_id)}", _as(Job), idempotent=True)
+
+
+def job_metrics(job_id: str, since_step: int, limit: int) -> Call:
+    params = {
+        "since_step": _int("since_step", since_step, 0),
+        "limit": _int("limit", limit, 1, 100_000),
+    }
+
+    def parse(resp: httpx.Response) -> list[MetricRow]:
+        return [MetricRow.model_validate(r) for r in resp.json()["items"]]
+
+    return Call(
+        "GET", f"/v1/jobs/{_id('job_id', job_id)}/metrics", parse, params=params, idempotent=True
+    )
+
+
+def events_path(job_id: str, since_step: int) -> tuple[str, dict[str, int]]:
+    return f"/v1/jobs/{_id('job_id', job_id)}/events", {
+        "since_step": _int("since_step", since_step, 0)
+    }
+
+
+def cancel_job(job_id: str) -> Call:
+    return Call("POST", f"/v1/jobs/{_id('job_id', job_id)}/cancel", _as(Job))
+
+
+def delete_job(job_id: str) -> Call:
+    return Call("DELETE", f"/v1/jobs/{_id('job_id', job_id)}", _none, idempotent=True)
+
+
+def save_checkpoint(job_id: str) -> Call:
+    return Call("POST", f"/v1/jobs/{_id('job_id', job_id)}/checkpoints", _as(Checkpoint))
+
+
+# ---------------------------------------------------------------- checkpoints
+def list_checkpoints(job_id: str | None, limit: int, offset: int) -> Call:
+    params: dict[str, Any] = _page(limit, offset)
+    if job_id is not None:
+        params["job_id"] = _id("job_id", job_id)
+    return Call("GET", "/v1/checkpoints", _as(CheckpointList), params=params, idempotent=True)
+
+
+def get_checkpoint(checkpoint_id: str) -> Call:
+    return Call(
+        "GET",
+        f"/v1/checkpoints/{_id('checkpoint_id', checkpoint_id)}",
+        _as(Checkpoint),
+        idempotent=True,
+    )
+
+
+def checkpoint_file_path(checkpoint_id: str) -> str:
+    return f"/v1/checkpoints/{_id('checkpoint_id', checkpoint_id)}/file"
+
+
+def upload_checkpoint(data: bytes | str | Path) -> Call:
+    if isinstance(data, (str, Path)):
+        path = Path(data)
+        if not path.is_file():
+            raise UsageError(f"no checkpoint file at {path}")
+        data = path.read_bytes()
+    if not isinstance(data, (bytes, bytearray)) or not data:
+        raise UsageError("upload_checkpoint needs the file's bytes or its path")
+    return Call(
+        "POST",
+        "/v1/checkpoints",
+        _as(Checkpoint),
+        content=bytes(data),
+        headers={"Content-Type": "application/octet-stream"},
+    )
+
+
+def delete_checkpoint(checkpoint_id: str) -> Call:
+    return Call(
+        "DELETE", f"/v1/checkpoints/{_id('checkpoint_id', checkpoint_id)}", _none, idempotent=True
+    )
+
+
+# ---------------------------------------------------------------- sampling
+def sample(path: str, owner: str | None, n: int | None, seed: int | None, z: Any) -> Call:
+    body: dict[str, Any] = {}
+    if z is not None:
+        rows = z.tolist() if hasattr(z, "tolist") else z
+        if (
+            not isinstance(rows, list)
+            or not rows
+            or not all(isinstance(r, (list, tuple)) for r in rows)
+        ):
+            raise UsageError("z must be a non-empty list of latent rows (lists of numbers)")
+        body["z"] = [list(r) for r in rows]
+        if n is not None and n != len(rows):
+            raise UsageError(f"n ({n}) must equal the number of z rows ({len(rows)})")
+    elif n is None:
+        raise UsageError("sample needs n (the number of curves) or z")
+    if n is not None:
+        body["n"] = _int("n", n, 1)
+    if seed is not None:
+        body["seed"] = _int("seed", seed, 0, MAX_SEED)
+    headers = {"Accept": NPY} if np is not None else {"Accept": "application/json"}
+
+    def parse(resp: httpx.Response) -> Samples:
+        if resp.headers.get("content-type", "").startswith(NPY):
+            curves = np.load(io.BytesIO(resp.content), allow_pickle=False)
+            header_seed = resp.headers.get("x-curvegan-seed") or None
+            x = np.linspace(-1.0, 1.0, curves.shape[1], dtype=np.float32).tolist()
+            return Samples(
+                checkpoint_id=owner,
+                x=x,
+                curves=curves,
+                seed=int(header_seed) if header_seed else None,
+            )
+        payload = resp.json()
+        curves = payload["curves"]
+        if np is not None:
+            curves = np.asarray(curves, dtype=np.float32)
+        return Samples(
+            checkpoint_id=payload.get("checkpoint_id"),
+            x=payload["x"],
+            curves=curves,
+            seed=payload.get("seed"),
+        )
+
+    # Sampling changes nothing on the server: safe to retry.
+    return Call("POST", path, parse, json=body, headers=headers, idempotent=True)
+
+
+def sample_checkpoint(checkpoint_id: str, n: int | None, seed: int | None, z: Any) -> Call:
+    cid = _id("checkpoint_id", checkpoint_id)
+    return sample(f"/v1/checkpoints/{cid}/samples", cid, n, seed, z)
+
+
+def sample_job(job_id: str, n: int | None, seed: int | None, z: Any) -> Call:
+    return sample(f"/v1/jobs/{_id('job_id', job_id)}/samples", None, n, seed, z)
+
+
+# ---------------------------------------------------------------- server-sent events
+class SseParser:
+    """Feeds an event stream's lines (``event:``, ``data:``, ``id:``; a blank line ends a
+    frame) and returns each complete Event."""
+
+    def __init__(self) -> None:
+        self.kind, self.data, self.event_id = "message", [], None
+
+    def feed(self, line: str) -> Event | None:
+        if not line:
+            event = None
+            if self.data:
+                event = Event(
+                    type=self.kind, data=json.loads("\n".join(self.data)), id=self.event_id
+                )
+            self.kind, self.data, self.event_id = "message", [], None
+            return event
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "event":
+            self.kind = value
+        elif name == "data":
+            self.data.append(value)
+        elif name == "id":
+            self.event_id = value
+        return None

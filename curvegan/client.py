@@ -1,0 +1,241 @@
+"""The synchronous client: one method per endpoint of the v1 API.
+
+from curvegan import Client
+with Client("http://127.0.0.1:8000", api_key=None) as api:
+    job = api.create_job({"steps": 3000, "seed": 1})
+    job = api.wait(job.id, timeout=600)
+    curves = api.sample(job.latest_checkpoint, n=100, seed=0).curves   # (100, 15)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from . import _calls as calls
+from ._retry import RETRY_STATUSES, RetryPolicy
+from .errors import JobFailedError, UnavailableError, UsageError
+from .models import (
+    FINAL_STATES,
+    Checkpoint,
+    CheckpointList,
+    Event,
+    Job,
+    JobList,
+    MetricRow,
+    Samples,
+)
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+# The server sends a keep-alive comment every 15 s on an idle event stream.
+KEEPALIVE_GRACE_S = 20.0
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+class Client:
+    """Talks to a curvegan server. Pass ``http`` to use your own ``httpx.Client`` (its base
+    URL and transport are used as they are)."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.retry = retry or RetryPolicy()
+        self._owns_http = http is None
+        self.http = http or httpx.Client(base_url=url, timeout=timeout)
+        self.http.headers.update(_headers(api_key))
+
+    def close(self) -> None:
+        if self._owns_http:
+            self.http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ transport
+    def _send(self, call: calls.Call) -> Any:
+        attempt = 0
+        while True:
+            try:
+                resp = self.http.request(
+                    call.method,
+                    call.path,
+                    params=call.params,
+                    json=call.json,
+                    content=call.content,
+                    headers=call.headers,
+                )
+            except httpx.TransportError as exc:
+                if attempt >= self.retry.retries or not self.retry.may_retry(call.idempotent, exc):
+                    raise UnavailableError(f"cannot reach {self.http.base_url}: {exc}") from exc
+                time.sleep(self.retry.delay(attempt))
+                attempt += 1
+                continue
+            if resp.status_code in RETRY_STATUSES and call.idempotent:
+                if attempt < self.retry.retries:
+                    time.sleep(self.retry.delay(attempt, resp))
+                    attempt += 1
+                    continue
+                if resp.status_code in (429, 503):
+                    raise UnavailableError(
+                        f"server busy ({resp.status_code}) after {attempt + 1} attempts"
+                    )
+            calls.raise_for_error(resp)
+            return call.parse(resp)
+
+    # ------------------------------------------------------------ jobs
+    def create_job(
+        self,
+        config: dict[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        resume_from: str | None = None,
+        preset: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Queues a training job (``POST /v1/jobs``); retries never start a second job."""
+        return self._send(calls.create_job(config, name, resume_from, preset, idempotency_key))
+
+    def list_jobs(self, state: str | None = None, limit: int = 100, offset: int = 0) -> JobList:
+        return self._send(calls.list_jobs(state, limit, offset))
+
+    def get_job(self, job_id: str) -> Job:
+        return self._send(calls.get_job(job_id))
+
+    def job_metrics(self, job_id: str, since_step: int = 0, limit: int = 10_000) -> list[MetricRow]:
+        return self._send(calls.job_metrics(job_id, since_step, limit))
+
+    def iter_events(
+        self, job_id: str, since_step: int = 0, *, read_timeout: float = KEEPALIVE_GRACE_S
+    ) -> Iterator[Event]:
+        """The job's server-sent events until the stream ends (after a final state). The
+        server sends a keep-alive every 15 s, so a silent stream for ``read_timeout`` seconds
+        raises UnavailableError."""
+        path, params = calls.events_path(job_id, since_step)
+        timeout = httpx.Timeout(self.http.timeout.connect or 10.0, read=read_timeout)
+        try:
+            with self.http.stream("GET", path, params=params, timeout=timeout) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    calls.raise_for_error(resp)
+                parser = calls.SseParser()
+                for line in resp.iter_lines():
+                    event = parser.feed(line)
+                    if event is not None:
+                        yield event
+        except httpx.TransportError as exc:
+            raise UnavailableError(f"event stream of {job_id} broke: {exc}") from exc
+
+    def wait(
+        self,
+        job_id: str,
+        timeout: float | None = None,
+        *,
+        poll_interval: float = 1.0,
+        raise_on_failure: bool = True,
+    ) -> Job:
+        """Blocks until the job is succeeded, failed or cancelled and returns it. Follows the
+        event stream, falling back to polling if the stream is unavailable. Raises
+        TimeoutError after ``timeout`` seconds and JobFailedError if it failed (unless
+        ``raise_on_failure`` is False)."""
+        if timeout is not None and timeout <= 0:
+            raise UsageError(f"timeout must be > 0 seconds, got {timeout}")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        job = self.get_job(job_id)
+        if not job.is_final:
+            read_timeout = KEEPALIVE_GRACE_S
+            if deadline is not None:
+                read_timeout = max(0.1, min(read_timeout, deadline - time.monotonic()))
+            try:
+                for event in self.iter_events(job_id, read_timeout=read_timeout):
+                    if event.type == "state" and event.data.get("state") in FINAL_STATES:
+                        break
+                    if deadline is not None and time.monotonic() >= deadline:
+                        break
+            except (UnavailableError, httpx.HTTPError):
+                pass  # the stream is a convenience; polling below always works
+            job = self.get_job(job_id)
+            while not job.is_final:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(f"job {job_id} still {job.state} after {timeout}s")
+                time.sleep(poll_interval)
+                job = self.get_job(job_id)
+        if raise_on_failure and job.state == "failed":
+            raise JobFailedError(job)
+        return job
+
+    def cancel_job(self, job_id: str) -> Job:
+        return self._send(calls.cancel_job(job_id))
+
+    def delete_job(self, job_id: str) -> None:
+        self._send(calls.delete_job(job_id))
+
+    def save_checkpoint(self, job_id: str) -> Checkpoint:
+        """Asks a running job to checkpoint at its next step."""
+        return self._send(calls.save_checkpoint(job_id))
+
+    def sample_job(
+        self, job_id: str, n: int | None = None, *, seed: int | None = None, z: Any = None
+    ) -> Samples:
+        return self._send(calls.sample_job(job_id, n, seed, z))
+
+    # ------------------------------------------------------------ checkpoints
+    def list_checkpoints(
+        self, job_id: str | None = None, limit: int = 100, offset: int = 0
+    ) -> CheckpointList:
+        return self._send(calls.list_checkpoints(job_id, limit, offset))
+
+    def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
+        return self._send(calls.get_checkpoint(checkpoint_id))
+
+    def download_checkpoint(
+        self, checkpoint_id: str, path: str | Path | None = None
+    ) -> bytes | Path:
+        """The safetensors file: its bytes, or written to ``path`` (returned)."""
+        call = calls.Call(
+            "GET", calls.checkpoint_file_path(checkpoint_id), lambda r: r.content, idempotent=True
+        )
+        data: bytes = self._send(call)
+        if path is None:
+            return data
+        target = Path(path)
+        target.write_bytes(data)
+        return target
+
+    def upload_checkpoint(self, data: bytes | str | Path) -> Checkpoint:
+        """Uploads a checkpoint file (bytes or a path); the server validates it."""
+        return self._send(calls.upload_checkpoint(data))
+
+    def delete_checkpoint(self, checkpoint_id: str) -> None:
+        self._send(calls.delete_checkpoint(checkpoint_id))
+
+    def sample(
+        self, checkpoint_id: str, n: int | None = None, *, seed: int | None = None, z: Any = None
+    ) -> Samples:
+        """``n`` curves (or one per row of ``z``); a numpy array when numpy is installed."""
+        return self._send(calls.sample_checkpoint(checkpoint_id, n, seed, z))
+
+    # ------------------------------------------------------------ operations
+    def health(self) -> bool:
+        try:
+            return self.http.get("/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def ready(self) -> dict[str, Any]:
+        return self._send(calls.Call("GET", "/readyz", calls.parse_json, idempotent=True))

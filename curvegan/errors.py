@@ -1,0 +1,91 @@
+"""The client's exceptions. Every one carries the server's message when there was one.
+
+CurveganError                 base: catch this for "anything the client raises"
+├── UsageError                bad arguments, found before any request was sent
+├── ApiError                  the server answered with an error (status, code, field)
+│   ├── AuthError             401: missing or wrong API key
+│   ├── NotFoundError         404: unknown job or checkpoint
+│   ├── ConflictError         409: e.g. cancelling a finished job
+│   ├── PayloadTooLargeError  413: upload over the server's limit
+│   ├── ValidationError       422: names the field and the allowed range
+│   └── ServerError           5xx (after retries, for idempotent calls)
+├── UnavailableError          server unreachable, or 429/503 after all retries
+└── JobFailedError            wait(): the job ended failed (or cancelled, when asked)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CurveganError(Exception):
+    """Base class of everything the client raises."""
+
+
+class UsageError(CurveganError, ValueError):
+    """An argument is invalid; raised before any request is made."""
+
+
+class ApiError(CurveganError):
+    def __init__(
+        self, status: int, message: str, *, code: str | None = None, field: str | None = None
+    ) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+        self.code = code
+        self.field = field
+
+
+class AuthError(ApiError):
+    pass
+
+
+class NotFoundError(ApiError):
+    pass
+
+
+class ConflictError(ApiError):
+    pass
+
+
+class PayloadTooLargeError(ApiError):
+    pass
+
+
+class ValidationError(ApiError):
+    pass
+
+
+class ServerError(ApiError):
+    pass
+
+
+class UnavailableError(CurveganError):
+    """The server could not be reached, or kept answering 429/503."""
+
+
+class JobFailedError(CurveganError):
+    def __init__(self, job: Any) -> None:
+        super().__init__(f"job {job.id} ended {job.state}: {job.error or 'no error recorded'}")
+        self.job = job
+
+
+_BY_STATUS: dict[int, type[ApiError]] = {
+    401: AuthError,
+    403: AuthError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: PayloadTooLargeError,
+    422: ValidationError,
+}
+
+
+def error_for(status: int, body: Any) -> ApiError:
+    """The exception for an error response; the body is the service's {error, message, field}."""
+    message, code, field = f"HTTP {status}", None, None
+    if isinstance(body, dict):
+        message = str(body.get("message") or body.get("detail") or message)
+        code, field = body.get("error"), body.get("field")
+    cls = _BY_STATUS.get(status, ServerError if status >= 500 else ApiError)
+    return cls(status, message, code=code, field=field)
