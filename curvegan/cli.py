@@ -1,0 +1,423 @@
+"""``curvegan``: the command line for a curvegan server.
+
+Exit codes: 0 ok, 1 the job failed (or the server refused the request), 2 usage error,
+3 server unreachable. ``--url`` and ``--api-key`` default to CURVEGAN_URL / CURVEGAN_API_KEY.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from .client import DEFAULT_URL, Client
+from .errors import (
+    ApiError,
+    CurveganError,
+    JobFailedError,
+    UnavailableError,
+    UsageError,
+    ValidationError,
+)
+from .models import FINAL_STATES, Job
+
+OK, FAILED, USAGE, UNREACHABLE = 0, 1, 2, 3
+
+
+# ---------------------------------------------------------------- output helpers
+def _table(rows: list[dict[str, Any]], columns: Sequence[str], out: TextIO) -> None:
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)), file=out)
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)), file=out)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _job_row(job: Job) -> dict[str, Any]:
+    q = job.quality
+    return {
+        "id": job.id,
+        "name": job.name,
+        "state": job.state,
+        "step": f"{job.step}/{job.steps}",
+        "d_score": job.metrics.d_score if job.metrics else None,
+        "w1_a": q.w1_a if q else None,
+        "in_band": q.in_band if q else None,
+        "created": job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def _dump(model: Any, out: TextIO) -> None:
+    print(model.model_dump_json(indent=2), file=out)
+
+
+class Progress:
+    """A one-line progress bar on a terminal; a line every 10% elsewhere."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self.last_decile = -1
+        self.drawn = False
+
+    def update(self, data: dict[str, Any]) -> None:
+        progress = float(data.get("progress", 0.0))
+        width = 24
+        filled = round(progress * width)
+        line = (
+            f"[{'#' * filled}{'.' * (width - filled)}] {progress:6.1%}  step {data.get('step')}  "
+            f"d_loss {data.get('d_loss', 0):.4f}  g_loss {data.get('g_loss', 0):.4f}  "
+            f"d_acc {data.get('d_accuracy', 0):.3f}  w1_a {data.get('w1_a', 0):.4f}  "
+            f"in_band {data.get('in_band', 0):.3f}"
+        )
+        if self.tty:
+            print(f"\r{line}", end="", file=self.out, flush=True)
+            self.drawn = True
+            return
+        decile = int(progress * 10)
+        if decile != self.last_decile:
+            self.last_decile = decile
+            print(line, file=self.out, flush=True)
+
+    def done(self) -> None:
+        """Ends the in-place line, once, so later messages start on a fresh line."""
+        if self.tty and self.drawn:
+            print(file=self.out)
+        self.drawn = False
+
+
+def _follow(api: Client, job: Job, timeout: float | None, err: TextIO) -> Job:
+    """Shows progress from the event stream until the job ends, then returns it."""
+    bar = Progress(err)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        for event in api.iter_events(job.id):
+            if event.type == "metrics":
+                bar.update(event.data)
+            elif event.type == "state":
+                print(
+                    f"\n{job.id}: {event.data.get('state')}"
+                    if bar.tty
+                    else f"{job.id}: {event.data.get('state')}",
+                    file=err,
+                )
+                if event.data.get("state") in FINAL_STATES:
+                    break
+            if deadline is not None and time.monotonic() > deadline:
+                break
+    except UnavailableError:
+        pass  # wait() below falls back to polling
+    finally:
+        bar.done()
+    remaining = None if deadline is None else max(0.1, deadline - time.monotonic())
+    return api.wait(job.id, timeout=remaining, raise_on_failure=False)
+
+
+def _parse_sets(pairs: list[str]) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set takes key=value, got {pair!r}")
+        try:
+            config[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            config[key] = raw  # a bare word such as non_saturating
+    return config
+
+
+# ---------------------------------------------------------------- commands
+def cmd_serve(args: argparse.Namespace, _: Client | None, out: TextIO, err: TextIO) -> int:
+    try:
+        from service.__main__ import main as serve  # the server extra
+    except ImportError:
+        print("error: the server is not installed here: pip install 'curvegan[server]'", file=err)
+        return USAGE
+    for name in ("host", "port", "data_dir"):
+        value = getattr(args, name)
+        if value is not None:
+            os.environ[f"CURVEGAN_{name.upper()}"] = str(value)
+    serve()
+    return OK
+
+
+def cmd_train(args: argparse.Namespace, api: Client, out: TextIO, err: TextIO) -> int:
+    config = _parse_sets(args.set or [])
+    for name in ("steps", "seed"):
+        if getattr(args, name) is not None:
+            config[name] = getattr(args, name)
+    job = api.create_job(
+        config or None, name=args.name, resume_from=args.resume_from, preset=args.preset
+    )
+    print(job.id, file=out, flush=True)
+    if not args.wait:
+        return OK
+    job = _follow(api, job, args.timeout, err)
+    summary = _job_row(job)
+    print(
+        f"{job.id} {job.state} at step {job.step}: d_score {_cell(summary['d_score'])}  "
+        f"w1_a {_cell(summary['w1_a'])}  in_band {_cell(summary['in_band'])}  "
+        f"checkpoint {job.latest_checkpoint or '-'}",
+        file=err,
+    )
+    if job.state == "failed":
+        print(f"error: {job.error}", file=err)
+        return FAILED
+    return OK
+
+
+def cmd_jobs(args: argparse.Namespace, api: Client, out: TextIO, err: TextIO) -> int:
+    if args.action == "list":
+        page = api.list_jobs(args.state, args.limit, args.offset)
+        if args.json:
+            _dump(page, out)
+        else:
+            _table(
+                [_job_row(j) for j in page.items],
+                ["id", "name", "state", "step", "d_score", "w1_a", "in_band", "created"],
+                out,
+            )
+            print(f"{len(page.items)} of {page.total}", file=err)
+        return OK
+    if args.action == "show":
+        _dump(api.get_job(args.id), out)
+    elif args.action == "cancel":
+        job = api.cancel_job(args.id)
+        print(f"{job.id}: cancel requested ({job.state})", file=err)
+    elif args.action == "delete":
+        api.delete_job(args.id)
+        print(f"{args.id}: deleted", file=err)
+    elif args.action == "wait":
+        job = _follow(api, api.get_job(args.id), args.timeout, err)
+        _dump(job, out)
+        return FAILED if job.state == "failed" else OK
+    elif args.action == "metrics":
+        rows = [r.model_dump() for r in api.job_metrics(args.id)]
+        _table(
+            rows,
+            ["step", "d_loss", "g_loss", "d_accuracy", "d_score", "in_band", "resid", "w1_a"],
+            out,
+        )
+    return OK
+
+
+def cmd_checkpoints(args: argparse.Namespace, api: Client, out: TextIO, err: TextIO) -> int:
+    if args.action == "list":
+        page = api.list_checkpoints(args.job, args.limit, args.offset)
+        if args.json:
+            _dump(page, out)
+        else:
+            rows = [
+                {
+                    "id": c.id,
+                    "job_id": c.job_id,
+                    "step": c.step,
+                    "source": c.source,
+                    "w1_a": c.quality.w1_a if c.quality else None,
+                    "size": c.size_bytes,
+                    "created": c.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                }
+                for c in page.items
+            ]
+            _table(rows, ["id", "job_id", "step", "source", "w1_a", "size", "created"], out)
+            print(f"{len(page.items)} of {page.total}", file=err)
+    elif args.action == "show":
+        _dump(api.get_checkpoint(args.id), out)
+    elif args.action == "download":
+        target = Path(args.output or f"{args.id}.safetensors")
+        api.download_checkpoint(args.id, target)
+        print(target, file=out)
+    elif args.action == "upload":
+        ckpt = api.upload_checkpoint(Path(args.file))
+        print(ckpt.id, file=out)
+    elif args.action == "delete":
+        api.delete_checkpoint(args.id)
+        print(f"{args.id}: deleted", file=err)
+    return OK
+
+
+def cmd_sample(args: argparse.Namespace, api: Client, out: TextIO, err: TextIO) -> int:
+    if (args.checkpoint is None) == (args.job is None):
+        raise UsageError("give a CHECKPOINT id or --job JOB_ID (one of them)")
+    if args.format == "npy" and not args.output:
+        raise UsageError("--format npy writes a file: add -o FILE.npy")
+    if args.job:
+        samples = api.sample_job(args.job, args.n, seed=args.seed)
+    else:
+        samples = api.sample(args.checkpoint, args.n, seed=args.seed)
+    curves = samples.curves.tolist() if hasattr(samples.curves, "tolist") else samples.curves
+    if args.format == "npy":
+        try:
+            import numpy as np
+        except ImportError:
+            raise UsageError("--format npy needs numpy installed") from None
+        np.save(args.output, np.asarray(curves, dtype=np.float32), allow_pickle=False)
+        print(args.output, file=out)
+        return OK
+    stream = open(args.output, "w", newline="") if args.output else out  # noqa: SIM115
+    try:
+        if args.format == "json":
+            json.dump(
+                {
+                    "checkpoint_id": samples.checkpoint_id,
+                    "seed": samples.seed,
+                    "x": samples.x,
+                    "curves": curves,
+                },
+                stream,
+            )
+            stream.write("\n")
+        else:
+            writer = csv.writer(stream)
+            writer.writerow([f"y{i}" for i in range(len(samples.x))])
+            writer.writerows(curves)
+    finally:
+        if stream is not out:
+            stream.close()
+    if samples.seed is not None:
+        print(f"seed {samples.seed}", file=err)
+    return OK
+
+
+# ---------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="curvegan",
+        description="Train GANs and sample curves on a curvegan server.",
+        epilog="Exit codes: 0 ok, 1 job failed or request refused, 2 usage error, 3 server unreachable.",
+    )
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("CURVEGAN_URL", DEFAULT_URL),
+        help="server URL (env CURVEGAN_URL)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("CURVEGAN_API_KEY") or None,
+        help="API key (env CURVEGAN_API_KEY)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=None, help="give up waiting after this many seconds"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the server here (needs curvegan[server])")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--data-dir")
+    serve.set_defaults(func=cmd_serve, needs_client=False)
+
+    train = sub.add_parser("train", help="start a training job (prints its id)")
+    train.add_argument("--steps", type=int)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--name")
+    train.add_argument("--preset", help="a named recipe, e.g. tutorial or recommended")
+    train.add_argument("--resume-from", metavar="CHECKPOINT")
+    train.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="any engine config field, e.g. --set lr_g=3e-4 (repeatable)",
+    )
+    train.add_argument(
+        "--wait", action="store_true", help="follow with a progress bar until it ends"
+    )
+    train.set_defaults(func=cmd_train)
+
+    jobs = sub.add_parser("jobs", help="list, show, wait for, cancel or delete jobs")
+    jobs_sub = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
+    jl = jobs_sub.add_parser("list", help="jobs, newest first")
+    jl.add_argument("--state", choices=["queued", "running", "succeeded", "failed", "cancelled"])
+    jl.add_argument("--limit", type=int, default=50)
+    jl.add_argument("--offset", type=int, default=0)
+    jl.add_argument("--json", action="store_true")
+    for action, text in (
+        ("show", "one job as JSON"),
+        ("cancel", "stop a job (it keeps a final checkpoint)"),
+        ("delete", "delete a finished job"),
+        ("wait", "follow a job until it ends"),
+        ("metrics", "a job's logged metrics"),
+    ):
+        p = jobs_sub.add_parser(action, help=text)
+        p.add_argument("id", metavar="JOB_ID")
+        if action == "wait":
+            p.add_argument("--timeout", type=float, help="give up after this many seconds")
+    jobs.set_defaults(func=cmd_jobs)
+
+    ck = sub.add_parser("checkpoints", help="list, show, download, upload or delete checkpoints")
+    ck_sub = ck.add_subparsers(dest="action", required=True, metavar="ACTION")
+    cl = ck_sub.add_parser("list", help="checkpoints, newest first")
+    cl.add_argument("--job", help="only this job's")
+    cl.add_argument("--limit", type=int, default=50)
+    cl.add_argument("--offset", type=int, default=0)
+    cl.add_argument("--json", action="store_true")
+    for action, text in (("show", "one checkpoint as JSON"), ("delete", "delete a checkpoint")):
+        p = ck_sub.add_parser(action, help=text)
+        p.add_argument("id", metavar="CHECKPOINT_ID")
+    dl = ck_sub.add_parser("download", help="save the safetensors file")
+    dl.add_argument("id", metavar="CHECKPOINT_ID")
+    dl.add_argument("-o", "--output", help="file name (default ID.safetensors)")
+    up = ck_sub.add_parser("upload", help="upload a safetensors checkpoint file (prints its id)")
+    up.add_argument("file")
+    ck.set_defaults(func=cmd_checkpoints)
+
+    sample = sub.add_parser("sample", help="draw curves from a checkpoint or a job's latest")
+    sample.add_argument("checkpoint", nargs="?", metavar="CHECKPOINT_ID")
+    sample.add_argument("--job", metavar="JOB_ID")
+    sample.add_argument("-n", type=int, default=10, help="number of curves (default 10)")
+    sample.add_argument("--seed", type=int)
+    sample.add_argument("--format", choices=["json", "csv", "npy"], default="json")
+    sample.add_argument("-o", "--output", help="write to this file instead of stdout")
+    sample.set_defaults(func=cmd_sample)
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
+    args = build_parser().parse_args(argv)
+    func: Callable[..., int] = args.func
+    try:
+        if not getattr(args, "needs_client", True):
+            return func(args, None, out, err)
+        with Client(args.url, api_key=args.api_key) as api:
+            return func(args, api, out, err)
+    except (UsageError, ValidationError) as exc:
+        print(f"error: {exc.message if isinstance(exc, ApiError) else exc}", file=err)
+        return USAGE
+    except UnavailableError as exc:
+        print(f"error: server unreachable: {exc}", file=err)
+        return UNREACHABLE
+    except JobFailedError as exc:
+        print(f"error: {exc}", file=err)
+        return FAILED
+    except TimeoutError as exc:
+        print(f"error: {exc}", file=err)
+        return FAILED
+    except ApiError as exc:
+        print(f"error: {exc.message}", file=err)
+        return FAILED
+    except CurveganError as exc:
+        print(f"error: {exc}", file=err)
+        return FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
