@@ -93,8 +93,10 @@ def atomic_write(path: Path, data: bytes) -> None:
 def expected_layout(config: TrainConfig) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
     """Every tensor a checkpoint of ``config`` must hold, with its shape and dtype."""
     layout: dict[str, tuple[tuple[int, ...], torch.dtype]] = {}
-    g = Generator(config.n_ideas, config.hidden, config.n_points)
-    d = Discriminator(config.n_points, config.hidden)
+    # On the meta device: shapes only, no memory, and the global RNG is left alone.
+    with torch.device("meta"):
+        g = Generator(config.n_ideas, config.hidden, config.n_points)
+        d = Discriminator(config.n_points, config.hidden)
     prefixes = [("g", g), ("d", d)] + ([("g_ema", g)] if config.g_ema > 0 else [])
     for prefix, model in prefixes:
         for name, p in model.state_dict().items():
@@ -145,6 +147,11 @@ def checkpoint_from_bytes(data: bytes, max_bytes: int = MAX_CHECKPOINT_BYTES) ->
     if len(data) > max_bytes:
         raise CheckpointError(f"checkpoint is {len(data)} bytes; the limit is {max_bytes}")
     meta = _read_metadata(data)
+    # The header is raw JSON until safetensors validates it later: refuse non-string
+    # metadata here, before int() or json.loads() meet a list or a null.
+    odd = sorted(k for k, v in meta.items() if not isinstance(v, str))
+    if odd:
+        raise CheckpointError(f"checkpoint metadata values must be strings: {', '.join(odd[:5])}")
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"not a curvegan checkpoint (format {meta.get('format')!r})")
     if meta.get("format_version") != str(FORMAT_VERSION):

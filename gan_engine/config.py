@@ -12,6 +12,8 @@ LatentName = Literal["normal", "uniform"]
 
 LOSSES: tuple[str, ...] = ("minimax", "non_saturating")
 LATENTS: tuple[str, ...] = ("normal", "uniform")
+LR_SCHEDULES: tuple[str, ...] = ("constant", "linear")
+LrScheduleName = Literal["constant", "linear"]
 MAX_SEED = 2**63 - 1
 
 
@@ -39,7 +41,10 @@ def _float_range(
         raise ConfigError(name, f"must be a number, got {value!r}")
     left, right = "(" if lo_open else "[", ")" if hi_open else "]"
     allowed = f"{left}{lo:g}, {hi:g}{right}"
-    ok = math.isfinite(value)
+    try:
+        ok = math.isfinite(value)
+    except OverflowError:  # an int too large for a float (JSON allows 1e400 as an integer)
+        ok = False
     ok = ok and (value > lo if lo_open else value >= lo)
     ok = ok and (value < hi if hi_open else value <= hi)
     if not ok:
@@ -78,6 +83,10 @@ class TrainConfig:
     log_every: int = 100
     # A checkpoint every checkpoint_every steps; 0 means only at the end of the run.
     checkpoint_every: int = 1_000
+    # "linear" decays both learning rates from their base value towards 0 at the last step;
+    # a GAN's equilibrium is noisy, and shrinking steps let it settle. The tutorial's is
+    # "constant".
+    lr_schedule: LrScheduleName = "constant"
 
     def __post_init__(self) -> None:
         _int_range("batch_size", self.batch_size, 1, 65_536)
@@ -98,6 +107,7 @@ class TrainConfig:
         _choice("loss", self.loss, LOSSES)
         _choice("latent", self.latent, LATENTS)
         _float_range("g_ema", self.g_ema, 0.0, 1.0, hi_open=True)
+        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _int_range("log_every", self.log_every, 1, 10_000_000)
         _int_range("checkpoint_every", self.checkpoint_every, 0, 10_000_000)
         for name in ("lr_g", "lr_d", "g_ema"):

@@ -37,10 +37,14 @@ class CurveSampler:
     @classmethod
     def from_checkpoint(cls, ckpt: Checkpoint) -> CurveSampler:
         cfg = ckpt.config
-        g = Generator(cfg.n_ideas, cfg.hidden, cfg.n_points)
+        # Built on the meta device and given the checkpoint's tensors: no throwaway random
+        # init, and the caller's global RNG is left as it was.
+        with torch.device("meta"):
+            g = Generator(cfg.n_ideas, cfg.hidden, cfg.n_points)
         prefix = ckpt.generator_prefix
         g.load_state_dict(
-            {k[len(prefix) :]: v for k, v in ckpt.tensors.items() if k.startswith(prefix)}
+            {k[len(prefix) :]: v for k, v in ckpt.tensors.items() if k.startswith(prefix)},
+            assign=True,
         )
         return cls(g, cfg)
 

@@ -134,6 +134,11 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         self.opt_d.zero_grad(set_to_none=True)
         (g_loss + d_loss).backward()
+        if cfg.lr_schedule == "linear":
+            # From the step count alone, so a resumed run follows the same schedule exactly.
+            scale = 1.0 - self.step_count / cfg.steps
+            self.opt_g.param_groups[0]["lr"] = cfg.lr_g * scale
+            self.opt_d.param_groups[0]["lr"] = cfg.lr_d * scale
         self.opt_g.step()
         self.opt_d.step()
         if self.g_ema is not None:
