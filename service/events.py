@@ -21,7 +21,10 @@ def frame(event: str, data: Any, event_id: int | None = None) -> str:
 
 
 async def job_events(store: Store, job_id: str, since_step: int = 0) -> AsyncIterator[str]:
-    last_state: str | None = None
+    """The first frame is a ``state`` frame with the Job as it is on connecting; the last is a
+    ``state`` frame with a final state, sent after every metrics frame (so a client that stops
+    at the final state has seen all metrics). For a job already final both are the same Job."""
+    sent_state: str | None = None
     last_step = since_step
     idle = 0.0
     while True:
@@ -29,6 +32,10 @@ async def job_events(store: Store, job_id: str, since_step: int = 0) -> AsyncIte
         if job is None:  # deleted while we watched
             yield frame("deleted", {"id": job_id})
             return
+        if sent_state is None:
+            sent_state = job["state"]
+            yield frame("state", Job.from_row(job).model_dump(mode="json"))
+        # Read after the job: a job seen final has written all its metrics already.
         rows = await asyncio.to_thread(store.metrics_since, job_id, last_step, 10_000)
         for row in rows:
             last_step = row["step"]
@@ -36,10 +43,11 @@ async def job_events(store: Store, job_id: str, since_step: int = 0) -> AsyncIte
             yield frame(
                 "metrics", {**row, "state": job["state"], "progress": progress}, row["step"]
             )
-        if job["state"] != last_state:
-            last_state = job["state"]
+        final = job["state"] in FINAL_STATES
+        if job["state"] != sent_state or (final and rows):
+            sent_state = job["state"]
             yield frame("state", Job.from_row(job).model_dump(mode="json"))
-        if job["state"] in FINAL_STATES and not rows:
+        if final:
             return
         if rows:
             idle = 0.0

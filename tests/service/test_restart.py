@@ -1,0 +1,183 @@
+"""Crash safety over real HTTP: kill -9 of the server mid-run loses nothing and the interrupted
+job finishes with the weights of an uninterrupted run; a diverging job fails, the server lives."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import torch
+
+from gan_engine import Checkpoint, LogRecord, TrainConfig, Trainer, checkpoint_from_bytes
+from tests.conftest import Server
+
+FINAL = {"succeeded", "failed", "cancelled"}
+# 3000 steps at batch 256 take a few seconds: the kill lands between steps 1000 and 3000.
+RESTART_CONFIG = {
+    "steps": 3000,
+    "checkpoint_every": 500,
+    "log_every": 100,
+    "seed": 20240601,
+    "batch_size": 256,
+}
+
+
+def train_in_process(config: dict) -> tuple[Checkpoint, list[LogRecord]]:
+    """The uninterrupted run: the same config trained in one go in this process."""
+    trainer = Trainer(TrainConfig.from_dict(config))
+    records: list[LogRecord] = []
+    trainer.run(on_log=records.append)
+    return trainer.checkpoint(), records
+
+
+def create(client: httpx.Client, body: dict) -> dict:
+    r = client.post("/v1/jobs", json=body)
+    assert r.status_code == 202, f"POST /v1/jobs {body} -> {r.status_code} {r.text}"
+    return r.json()
+
+
+def checkpoints_of(client: httpx.Client, job_id: str) -> list[dict]:
+    r = client.get("/v1/checkpoints", params={"job_id": job_id})
+    assert r.status_code == 200, r.text
+    return r.json()["items"]
+
+
+def test_kill9_mid_run_then_restart_resumes_exactly(
+    make_server: Callable[..., Server], wait_state: Callable[..., dict]
+) -> None:
+    server = make_server(max_concurrent_jobs="2")
+    pool = ThreadPoolExecutor(1)
+    with server.client() as c:
+        small = create(c, {"name": "before", "config": {"steps": 200, "log_every": 100}})
+        job = create(c, {"name": "interrupted", "config": RESTART_CONFIG})
+        # The reference run trains meanwhile, in a thread of this process (torch frees the GIL).
+        reference = pool.submit(train_in_process, job["config"])
+        small_done = wait_state(c, small["id"], FINAL, timeout=60)
+        assert small_done["state"] == "succeeded", f"{small_done}\n{server.log()[-3000:]}"
+        small_ckpts = checkpoints_of(c, small["id"])
+        assert small_ckpts, "the finished job has no checkpoint"
+
+        deadline = time.monotonic() + 60
+        seen: dict = {}
+        while time.monotonic() < deadline:
+            seen = c.get(f"/v1/jobs/{job['id']}").json()
+            if seen["state"] == "running" and seen["step"] >= 1000 and seen["latest_checkpoint"]:
+                break
+            assert seen["state"] in {"queued", "running"}, f"{seen}\n{server.log()[-3000:]}"
+            time.sleep(0.02)
+        else:
+            raise AssertionError(f"job never passed step 1000: {seen}\n{server.log()[-3000:]}")
+    assert seen["step"] < 3000, f"the job finished before the kill could land: {seen}"
+
+    server.kill9()
+    killed_at_step = seen["step"]
+    server.start()
+
+    with server.client() as c:
+        # Everything finished before the crash is still there.
+        again = c.get(f"/v1/jobs/{small['id']}")
+        assert again.status_code == 200, again.text
+        assert again.json() == small_done, (again.json(), small_done)
+        assert checkpoints_of(c, small["id"]) == small_ckpts
+        for ckpt in small_ckpts:
+            r = c.get(f"/v1/checkpoints/{ckpt['id']}/file")
+            assert r.status_code == 200 and len(r.content) == ckpt["size_bytes"], r.status_code
+        listed = c.get("/v1/jobs").json()
+        assert {small["id"], job["id"]} <= {j["id"] for j in listed["items"]}, listed
+        before_crash = checkpoints_of(c, job["id"])
+        assert any(ck["step"] >= 1000 for ck in before_crash), before_crash
+
+        # The interrupted job is back in the queue or running without anyone asking.
+        resumed = wait_state(c, job["id"], {"queued", "running"} | FINAL, timeout=10)
+        assert resumed["state"] != "failed", f"{resumed}\n{server.log()[-3000:]}"
+        done = wait_state(c, job["id"], FINAL, timeout=90)
+        assert done["state"] == "succeeded", f"{done}\n{server.log()[-3000:]}"
+        assert done["step"] == 3000 and done["progress"] == 1.0, done
+        assert done["error"] is None, done
+        assert done["config"] == job["config"], (done["config"], job["config"])
+
+        # Every logged step once, ascending, across the crash.
+        rows = c.get(f"/v1/jobs/{job['id']}/metrics").json()["items"]
+        steps = [row["step"] for row in rows]
+        assert steps == list(range(100, 3001, 100)), f"metric steps after restart: {steps}"
+
+        # The checkpoints from before the crash are still listed; the final one is at 3000.
+        after = checkpoints_of(c, job["id"])
+        assert {ck["id"] for ck in before_crash} <= {ck["id"] for ck in after}, (
+            before_crash,
+            after,
+        )
+        final_id = done["latest_checkpoint"]
+        final = c.get(f"/v1/checkpoints/{final_id}").json()
+        assert final["step"] == 3000 and final["job_id"] == job["id"], final
+        r = c.get(f"/v1/checkpoints/{final_id}/file")
+        assert r.status_code == 200, f"{r.status_code} {r.text[:300]}"
+        data = r.content
+        assert len(data) == final["size_bytes"], (len(data), final)
+
+    expected, records = reference.result(timeout=120)
+    pool.shutdown()
+    got = checkpoint_from_bytes(data)
+    assert got.step == expected.step == 3000, (got.step, expected.step)
+    assert got.config == expected.config, (got.config, expected.config)
+    assert set(got.tensors) == set(expected.tensors), sorted(
+        set(got.tensors) ^ set(expected.tensors)
+    )
+    different = [
+        k for k in expected.tensors if not torch.equal(got.tensors[k], expected.tensors[k])
+    ]
+    assert not different, (
+        f"killed at step {killed_at_step}: tensors differ from an uninterrupted run: {different}"
+    )
+    # The metric history matches the uninterrupted run's too.
+    for row, rec in zip(rows, records, strict=True):
+        assert row["step"] == rec.step
+        for key in ("d_loss", "g_loss", "d_accuracy", "in_band", "resid", "w1_a"):
+            assert abs(row[key] - getattr(rec, key)) <= 1e-6 * max(1.0, abs(row[key])), (
+                key,
+                row,
+                rec,
+            )
+
+
+def test_diverging_job_fails_naming_the_step_and_the_server_lives(
+    server: Server, client: httpx.Client, wait_state: Callable[..., dict]
+) -> None:
+    trainer = Trainer(TrainConfig(seed=3, steps=50, log_every=25, checkpoint_every=0))
+    trainer.run()
+    ckpt = trainer.checkpoint()
+    poisoned = {k: (v * 1e30 if k.startswith("g.") else v) for k, v in ckpt.tensors.items()}
+    assert all(torch.isfinite(v).all() for v in poisoned.values() if v.is_floating_point())
+    data = type(ckpt)(ckpt.config, ckpt.step, poisoned, ckpt.metrics).to_bytes()
+
+    r = client.post(
+        "/v1/checkpoints", content=data, headers={"content-type": "application/octet-stream"}
+    )
+    assert r.status_code == 201, f"upload -> {r.status_code} {r.text[:500]}"
+    uploaded = r.json()
+    assert uploaded["source"] == "upload" and uploaded["step"] == 50, uploaded
+
+    job = create(
+        client,
+        {"resume_from": uploaded["id"], "config": {"steps": 300, "log_every": 50}},
+    )
+    done = wait_state(client, job["id"], FINAL, timeout=60)
+    assert done["state"] == "failed", f"{done}\n{server.log()[-3000:]}"
+    error = done["error"]
+    assert isinstance(error, str) and "step" in error.lower(), (
+        f"error does not name the step: {done}"
+    )
+    assert any(ch.isdigit() for ch in error), f"error names no step number: {error!r}"
+    assert done["finished_at"] is not None, done
+    # No checkpoint of the bad weights was kept for the job.
+    for ck in checkpoints_of(client, job["id"]):
+        assert ck["step"] <= 50 or ck["id"] == uploaded["id"], ck
+
+    # The server lives on and trains the next job.
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 200
+    ok = create(client, {"config": {"steps": 200, "log_every": 100}})
+    ok_done = wait_state(client, ok["id"], FINAL, timeout=60)
+    assert ok_done["state"] == "succeeded", f"{ok_done}\n{server.log()[-3000:]}"
