@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from .errors import UsageError, error_for
+from .errors import UnavailableError, UsageError, error_for
 from .models import Checkpoint, CheckpointList, Event, Job, JobList, MetricRow, Samples
 
 try:  # numpy is optional: with it, samples travel as .npy and come back as arrays
@@ -26,7 +27,10 @@ except ImportError:  # pragma: no cover - exercised by the no-torch venv test
 
 NPY = "application/x-npy"
 MAX_SEED = 2**63 - 1
-_ID = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+# "." and ".." are refused: URL resolution would turn them into other paths.
+_ID = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,100}$")
+# Answers that mean "busy, try later" rather than "your request is wrong".
+BUSY_STATUSES = frozenset({429, 503})
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 
@@ -76,13 +80,21 @@ def _none(_: httpx.Response) -> None:
     return None
 
 
-def raise_for_error(resp: httpx.Response) -> None:
+def raise_for_error(resp: httpx.Response, attempts: int = 1) -> None:
+    """Raises the client's exception for an error response: UnavailableError for 429/503
+    (busy: worth trying later), else the ApiError subclass for the status."""
     if resp.status_code < 400:
         return
     try:
         body = resp.json()
     except ValueError:
         body = {"message": resp.text[:500] or resp.reason_phrase}
+    if resp.status_code in BUSY_STATUSES:
+        message = body.get("message") if isinstance(body, dict) else None
+        tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
+        raise UnavailableError(
+            f"server busy ({resp.status_code}) after {tries}" + (f": {message}" if message else "")
+        )
     raise error_for(resp.status_code, body)
 
 
@@ -234,7 +246,7 @@ def sample(path: str, owner: str | None, n: int | None, seed: int | None, z: Any
             header_seed = resp.headers.get("x-curvegan-seed") or None
             x = np.linspace(-1.0, 1.0, curves.shape[1], dtype=np.float32).tolist()
             return Samples(
-                checkpoint_id=owner,
+                checkpoint_id=resp.headers.get("x-curvegan-checkpoint") or owner,
                 x=x,
                 curves=curves,
                 seed=int(header_seed) if header_seed else None,
@@ -264,6 +276,26 @@ def sample_job(job_id: str, n: int | None, seed: int | None, z: Any) -> Call:
 
 
 # ---------------------------------------------------------------- server-sent events
+def check_timeout(timeout: float | None) -> None:
+    if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
+        raise UsageError(f"timeout must be > 0 seconds, got {timeout}")
+
+
+def deadline_after(timeout: float | None) -> float | None:
+    check_timeout(timeout)
+    return None if timeout is None else time.monotonic() + timeout
+
+
+def remaining(deadline: float | None) -> float | None:
+    """Seconds left before ``deadline`` (never below a small positive floor), or None."""
+    return None if deadline is None else max(0.01, deadline - time.monotonic())
+
+
+def check_deadline(deadline: float | None, job_id: str, timeout: float | None) -> None:
+    if deadline is not None and time.monotonic() >= deadline:
+        raise TimeoutError(f"no end to the event stream of {job_id} after {timeout}s")
+
+
 class SseParser:
     """Feeds an event stream's lines (``event:``, ``data:``, ``id:``; a blank line ends a
     frame) and returns each complete Event."""

@@ -1,10 +1,10 @@
-"""The synchronous client: one method per endpoint of the v1 API.
+"""The asynchronous client: the same methods as ``Client``, awaited.
 
-from curvegan import Client
-with Client("http://127.0.0.1:8000", api_key=None) as api:
-    job = api.create_job({"steps": 3000, "seed": 1})
-    job = api.wait(job.id, timeout=600)
-    curves = api.sample(job.latest_checkpoint, n=100, seed=0).curves   # (100, 15)
+from curvegan import AsyncClient
+async with AsyncClient("http://127.0.0.1:8000", api_key=None) as api:
+    job = await api.create_job({"steps": 3000, "seed": 1})
+    job = await api.wait(job.id, timeout=600)
+    curves = (await api.sample(job.latest_checkpoint, n=100, seed=0)).curves   # (100, 15)
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import httpx
 
 from . import _calls as calls
 from ._retry import RETRY_STATUSES, RetryPolicy
-from .errors import JobFailedError, UnavailableError, UsageError
+from .errors import JobFailedError, UnavailableError
 from .models import (
     FINAL_STATES,
     Checkpoint,
@@ -88,16 +88,12 @@ class AsyncClient:
                 await asyncio.sleep(self.retry.delay(attempt))
                 attempt += 1
                 continue
-            if resp.status_code in RETRY_STATUSES and call.idempotent:
-                if attempt < self.retry.retries:
-                    await asyncio.sleep(self.retry.delay(attempt, resp))
-                    attempt += 1
-                    continue
-                if resp.status_code in (429, 503):
-                    raise UnavailableError(
-                        f"server busy ({resp.status_code}) after {attempt + 1} attempts"
-                    )
-            calls.raise_for_error(resp)
+            retryable = resp.status_code in RETRY_STATUSES and call.idempotent
+            if retryable and attempt < self.retry.retries:
+                await asyncio.sleep(self.retry.delay(attempt, resp))
+                attempt += 1
+                continue
+            calls.raise_for_error(resp, attempt + 1)
             return call.parse(resp)
 
     # ------------------------------------------------------------ jobs
@@ -129,20 +125,37 @@ class AsyncClient:
         return await self._send(calls.job_metrics(job_id, since_step, limit))
 
     async def iter_events(
-        self, job_id: str, since_step: int = 0, *, read_timeout: float = KEEPALIVE_GRACE_S
+        self,
+        job_id: str,
+        since_step: int = 0,
+        *,
+        timeout: float | None = None,
+        read_timeout: float = KEEPALIVE_GRACE_S,
     ) -> AsyncIterator[Event]:
         """The job's server-sent events until the stream ends (after a final state). The
-        server sends a keep-alive every 15 s, so a silent stream for ``read_timeout`` seconds
-        raises UnavailableError."""
+        server sends a keep-alive every 15 s, so a stream silent for ``read_timeout`` seconds
+        raises UnavailableError. With ``timeout``, raises TimeoutError once that many seconds
+        have passed, whether or not the server is sending anything."""
+        deadline = calls.deadline_after(timeout)
         path, params = calls.events_path(job_id, since_step)
-        timeout = httpx.Timeout(self.http.timeout.connect or 10.0, read=read_timeout)
+        http_timeout = httpx.Timeout(self.http.timeout.connect or 10.0, read=read_timeout)
         try:
-            async with self.http.stream("GET", path, params=params, timeout=timeout) as resp:
+            async with self.http.stream("GET", path, params=params, timeout=http_timeout) as resp:
                 if resp.status_code >= 400:
                     await resp.aread()
                     calls.raise_for_error(resp)
                 parser = calls.SseParser()
-                async for line in resp.aiter_lines():
+                lines = resp.aiter_lines()
+                while True:
+                    try:
+                        # The deadline bounds every read, so a silent stream cannot outlast it.
+                        async with asyncio.timeout(calls.remaining(deadline)):
+                            line = await anext(lines)
+                    except StopAsyncIteration:
+                        return
+                    except TimeoutError:
+                        calls.check_deadline(deadline, job_id, timeout)
+                        raise
                     event = parser.feed(line)
                     if event is not None:
                         yield event
@@ -157,34 +170,28 @@ class AsyncClient:
         poll_interval: float = 1.0,
         raise_on_failure: bool = True,
     ) -> Job:
-        """Blocks until the job is succeeded, failed or cancelled and returns it. Follows the
+        """Waits until the job is succeeded, failed or cancelled and returns it. Follows the
         event stream, falling back to polling if the stream is unavailable. Raises
         TimeoutError after ``timeout`` seconds and JobFailedError if it failed (unless
         ``raise_on_failure`` is False)."""
-        if timeout is not None and timeout <= 0:
-            raise UsageError(f"timeout must be > 0 seconds, got {timeout}")
-        deadline = None if timeout is None else time.monotonic() + timeout
+        calls.check_timeout(timeout)
+        deadline = calls.deadline_after(timeout)
         job = await self.get_job(job_id)
         if not job.is_final:
-            read_timeout = KEEPALIVE_GRACE_S
-            if deadline is not None:
-                read_timeout = max(0.1, min(read_timeout, deadline - time.monotonic()))
             try:
                 # aclosing: leaving the loop early must close the stream now, not at GC.
-                events = self.iter_events(job_id, read_timeout=read_timeout)
+                events = self.iter_events(job_id, timeout=calls.remaining(deadline))
                 async with contextlib.aclosing(events):
                     async for event in events:
                         if event.type == "state" and event.data.get("state") in FINAL_STATES:
                             break
-                        if deadline is not None and time.monotonic() >= deadline:
-                            break
-            except (UnavailableError, httpx.HTTPError):
+            except (TimeoutError, UnavailableError, httpx.HTTPError):
                 pass  # the stream is a convenience; polling below always works
             job = await self.get_job(job_id)
             while not job.is_final:
                 if deadline is not None and time.monotonic() >= deadline:
                     raise TimeoutError(f"job {job_id} still {job.state} after {timeout}s")
-                await asyncio.sleep(poll_interval)
+                await asyncio.sleep(min(poll_interval, calls.remaining(deadline) or poll_interval))
                 job = await self.get_job(job_id)
         if raise_on_failure and job.state == "failed":
             raise JobFailedError(job)

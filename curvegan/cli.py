@@ -105,26 +105,26 @@ def _follow(api: Client, job: Job, timeout: float | None, err: TextIO) -> Job:
     bar = Progress(err)
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        for event in api.iter_events(job.id):
+        for event in api.iter_events(job.id, timeout=timeout):
             if event.type == "metrics":
                 bar.update(event.data)
             elif event.type == "state":
-                print(
-                    f"\n{job.id}: {event.data.get('state')}"
-                    if bar.tty
-                    else f"{job.id}: {event.data.get('state')}",
-                    file=err,
-                )
+                bar.done()  # ends the bar's line, if one is on screen
+                print(f"{job.id}: {event.data.get('state')}", file=err)
                 if event.data.get("state") in FINAL_STATES:
                     break
-            if deadline is not None and time.monotonic() > deadline:
-                break
-    except UnavailableError:
-        pass  # wait() below falls back to polling
+    except (TimeoutError, UnavailableError):
+        pass  # wait() below falls back to polling, and owns the timeout's message
     finally:
         bar.done()
-    remaining = None if deadline is None else max(0.1, deadline - time.monotonic())
-    return api.wait(job.id, timeout=remaining, raise_on_failure=False)
+    if deadline is None:
+        return api.wait(job.id, raise_on_failure=False)
+    try:
+        remaining = max(0.01, deadline - time.monotonic())
+        return api.wait(job.id, timeout=remaining, raise_on_failure=False)
+    except TimeoutError:
+        state = api.get_job(job.id).state
+        raise TimeoutError(f"job {job.id} still {state} after {timeout}s") from None
 
 
 def _parse_sets(pairs: list[str]) -> dict[str, Any]:
@@ -265,7 +265,8 @@ def cmd_sample(args: argparse.Namespace, api: Client, out: TextIO, err: TextIO) 
             import numpy as np
         except ImportError:
             raise UsageError("--format npy needs numpy installed") from None
-        np.save(args.output, np.asarray(curves, dtype=np.float32), allow_pickle=False)
+        with open(args.output, "wb") as fh:  # np.save(name) would append .npy to the name
+            np.save(fh, np.asarray(curves, dtype=np.float32), allow_pickle=False)
         print(args.output, file=out)
         return OK
     stream = open(args.output, "w", newline="") if args.output else out  # noqa: SIM115
@@ -355,7 +356,13 @@ def build_parser() -> argparse.ArgumentParser:
         p = jobs_sub.add_parser(action, help=text)
         p.add_argument("id", metavar="JOB_ID")
         if action == "wait":
-            p.add_argument("--timeout", type=float, help="give up after this many seconds")
+            # SUPPRESS: without it this default (None) overwrites the global --timeout
+            p.add_argument(
+                "--timeout",
+                type=float,
+                default=argparse.SUPPRESS,
+                help="give up after this many seconds",
+            )
     jobs.set_defaults(func=cmd_jobs)
 
     ck = sub.add_parser("checkpoints", help="list, show, download, upload or delete checkpoints")
@@ -415,6 +422,13 @@ def main(
     except CurveganError as exc:
         print(f"error: {exc}", file=err)
         return FAILED
+    except BrokenPipeError:
+        # the reader went away (`curvegan jobs list | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return FAILED
+    except OSError as exc:  # an -o/--output or upload path that cannot be used
+        print(f"error: {exc}", file=err)
+        return USAGE
     except KeyboardInterrupt:
         return 130
 

@@ -18,7 +18,7 @@ import httpx
 
 from . import _calls as calls
 from ._retry import RETRY_STATUSES, RetryPolicy
-from .errors import JobFailedError, UnavailableError, UsageError
+from .errors import JobFailedError, UnavailableError
 from .models import (
     FINAL_STATES,
     Checkpoint,
@@ -86,16 +86,12 @@ class Client:
                 time.sleep(self.retry.delay(attempt))
                 attempt += 1
                 continue
-            if resp.status_code in RETRY_STATUSES and call.idempotent:
-                if attempt < self.retry.retries:
-                    time.sleep(self.retry.delay(attempt, resp))
-                    attempt += 1
-                    continue
-                if resp.status_code in (429, 503):
-                    raise UnavailableError(
-                        f"server busy ({resp.status_code}) after {attempt + 1} attempts"
-                    )
-            calls.raise_for_error(resp)
+            retryable = resp.status_code in RETRY_STATUSES and call.idempotent
+            if retryable and attempt < self.retry.retries:
+                time.sleep(self.retry.delay(attempt, resp))
+                attempt += 1
+                continue
+            calls.raise_for_error(resp, attempt + 1)
             return call.parse(resp)
 
     # ------------------------------------------------------------ jobs
@@ -121,15 +117,25 @@ class Client:
         return self._send(calls.job_metrics(job_id, since_step, limit))
 
     def iter_events(
-        self, job_id: str, since_step: int = 0, *, read_timeout: float = KEEPALIVE_GRACE_S
+        self,
+        job_id: str,
+        since_step: int = 0,
+        *,
+        timeout: float | None = None,
+        read_timeout: float = KEEPALIVE_GRACE_S,
     ) -> Iterator[Event]:
         """The job's server-sent events until the stream ends (after a final state). The
-        server sends a keep-alive every 15 s, so a silent stream for ``read_timeout`` seconds
-        raises UnavailableError."""
+        server sends a keep-alive every 15 s, so a stream silent for ``read_timeout`` seconds
+        raises UnavailableError. With ``timeout``, raises TimeoutError once that many seconds
+        have passed; it is checked on every line, keep-alives included, so it fires at most
+        a keep-alive interval late, and on time when the stream is silent."""
+        deadline = calls.deadline_after(timeout)
+        if deadline is not None:
+            read_timeout = max(0.05, min(read_timeout, timeout or read_timeout))
         path, params = calls.events_path(job_id, since_step)
-        timeout = httpx.Timeout(self.http.timeout.connect or 10.0, read=read_timeout)
+        http_timeout = httpx.Timeout(self.http.timeout.connect or 10.0, read=read_timeout)
         try:
-            with self.http.stream("GET", path, params=params, timeout=timeout) as resp:
+            with self.http.stream("GET", path, params=params, timeout=http_timeout) as resp:
                 if resp.status_code >= 400:
                     resp.read()
                     calls.raise_for_error(resp)
@@ -138,6 +144,10 @@ class Client:
                     event = parser.feed(line)
                     if event is not None:
                         yield event
+                    calls.check_deadline(deadline, job_id, timeout)
+        except httpx.TimeoutException as exc:
+            calls.check_deadline(deadline, job_id, timeout)
+            raise UnavailableError(f"event stream of {job_id} went silent: {exc}") from exc
         except httpx.TransportError as exc:
             raise UnavailableError(f"event stream of {job_id} broke: {exc}") from exc
 
@@ -153,27 +163,21 @@ class Client:
         event stream, falling back to polling if the stream is unavailable. Raises
         TimeoutError after ``timeout`` seconds and JobFailedError if it failed (unless
         ``raise_on_failure`` is False)."""
-        if timeout is not None and timeout <= 0:
-            raise UsageError(f"timeout must be > 0 seconds, got {timeout}")
-        deadline = None if timeout is None else time.monotonic() + timeout
+        calls.check_timeout(timeout)
+        deadline = calls.deadline_after(timeout)
         job = self.get_job(job_id)
         if not job.is_final:
-            read_timeout = KEEPALIVE_GRACE_S
-            if deadline is not None:
-                read_timeout = max(0.1, min(read_timeout, deadline - time.monotonic()))
             try:
-                for event in self.iter_events(job_id, read_timeout=read_timeout):
+                for event in self.iter_events(job_id, timeout=calls.remaining(deadline)):
                     if event.type == "state" and event.data.get("state") in FINAL_STATES:
                         break
-                    if deadline is not None and time.monotonic() >= deadline:
-                        break
-            except (UnavailableError, httpx.HTTPError):
+            except (TimeoutError, UnavailableError, httpx.HTTPError):
                 pass  # the stream is a convenience; polling below always works
             job = self.get_job(job_id)
             while not job.is_final:
                 if deadline is not None and time.monotonic() >= deadline:
                     raise TimeoutError(f"job {job_id} still {job.state} after {timeout}s")
-                time.sleep(poll_interval)
+                time.sleep(min(poll_interval, calls.remaining(deadline) or poll_interval))
                 job = self.get_job(job_id)
         if raise_on_failure and job.state == "failed":
             raise JobFailedError(job)

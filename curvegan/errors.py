@@ -10,7 +10,10 @@ CurveganError                 base: catch this for "anything the client raises"
 │   ├── ValidationError       422: names the field and the allowed range
 │   └── ServerError           5xx (after retries, for idempotent calls)
 ├── UnavailableError          server unreachable, or 429/503 after all retries
-└── JobFailedError            wait(): the job ended failed (or cancelled, when asked)
+└── JobFailedError            wait(): the job ended failed (its error is in .job.error)
+
+wait(timeout=...) and iter_events(timeout=...) raise the built-in TimeoutError when time runs
+out: the job is still going, nothing went wrong.
 """
 
 from __future__ import annotations

@@ -19,7 +19,11 @@ def sample_response(
         return Response(
             svc.checkpoints.to_npy(samples),
             media_type=NPY,
-            headers={"X-Curvegan-Seed": "" if samples.seed is None else str(samples.seed)},
+            # The JSON body's checkpoint_id and seed, as headers: the body is the bare array.
+            headers={
+                "X-Curvegan-Seed": "" if samples.seed is None else str(samples.seed),
+                "X-Curvegan-Checkpoint": checkpoint_id,
+            },
         )
     # orjson writes the float32 arrays directly: 10-20x faster than lists through pydantic.
     content = orjson.dumps(

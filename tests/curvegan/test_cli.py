@@ -1,0 +1,657 @@
+"""The ``curvegan`` command line, run as a real subprocess (``python -m curvegan``, and the
+installed console script) against the real service on a free port: what it prints on stdout
+and stderr, the files it writes, and its exit codes (0 ok, 1 job failed or request refused,
+2 usage error, 3 server unreachable)."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import pty
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT, Server, free_port
+
+CLI = [sys.executable, "-m", "curvegan"]
+CONSOLE_SCRIPT = Path(sys.executable).parent / "curvegan"
+JOB_ID = re.compile(r"^job_[A-Za-z0-9]+$")
+CK_ID = re.compile(r"^ck_[A-Za-z0-9]+$")
+LONG = ["--steps", "10000000", "--set", "log_every=100"]  # never runs to its end
+
+Run = subprocess.CompletedProcess[str]
+
+
+def run_cli(
+    *args: str,
+    url: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 60.0,
+    cmd: Sequence[str] = CLI,
+) -> Run:
+    """Runs the command line; CURVEGAN_URL is ``url`` and no API key comes from this shell."""
+    full_env = {k: v for k, v in os.environ.items() if k != "CURVEGAN_API_KEY"}
+    full_env.update({"CURVEGAN_URL": url, **(env or {})})
+    return subprocess.run(
+        [*cmd, *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def run_many(
+    calls: Sequence[tuple[Sequence[str], dict[str, object]]], timeout: float = 60.0
+) -> list[tuple[Run, float]]:
+    """Runs independent commands at once (each ``(args, {"url", "env", "cmd"})``); returns
+    each result, in order, with its seconds to finish. One still running after ``timeout``
+    seconds is killed (exit -9)."""
+    t0 = time.monotonic()
+    procs = []
+    for args, kw in calls:
+        env = {k: v for k, v in os.environ.items() if k != "CURVEGAN_API_KEY"}
+        env["CURVEGAN_URL"] = str(kw["url"])
+        env.update(kw.get("env", {}))  # type: ignore[arg-type]
+        procs.append(
+            subprocess.Popen(
+                [*kw.get("cmd", CLI), *args],  # type: ignore[misc]
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    results = []
+    for proc in procs:
+        try:
+            out, err = proc.communicate(timeout=max(0.1, t0 + timeout - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        elapsed = time.monotonic() - t0
+        results.append((subprocess.CompletedProcess(proc.args, proc.returncode, out, err), elapsed))
+    return results
+
+
+def show(r: Run) -> str:
+    return f"exit {r.returncode}\n--- stdout\n{r.stdout}\n--- stderr\n{r.stderr}"
+
+
+def ok(r: Run) -> Run:
+    assert r.returncode == 0, show(r)
+    assert "Traceback" not in r.stderr, show(r)
+    return r
+
+
+def table(text: str) -> tuple[list[str], list[list[str]]]:
+    """A table the CLI printed: its header cells and each row's cells."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[0].split(), [line.split() for line in lines[1:]]
+
+
+# ----------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def cli_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One real service for the module (the per-test ``server`` fixture costs a start each)."""
+    data_dir = tmp_path_factory.mktemp("curvegan-cli") / "data"
+    data_dir.mkdir()
+    server = Server(data_dir=data_dir, env={})
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def cli(cli_server: Server) -> Callable[..., Run]:
+    """``cli("jobs", "list")`` runs the command against the module's server."""
+
+    def call(*args: str, **kw: object) -> Run:
+        return run_cli(*args, url=cli_server.url, **kw)  # type: ignore[arg-type]
+
+    return call
+
+
+@dataclasses.dataclass(frozen=True)
+class Trained:
+    run: Run  # the `train --wait` command
+    job_id: str
+    checkpoint: str
+    job: dict
+
+
+@pytest.fixture(scope="module")
+def trained(cli: Callable[..., Run]) -> Trained:
+    r = ok(cli("train", "--steps", "300", "--set", "log_every=50", "--seed", "7", "--wait"))
+    job_id = r.stdout.splitlines()[0]
+    job = json.loads(ok(cli("jobs", "show", job_id)).stdout)
+    return Trained(run=r, job_id=job_id, checkpoint=job["latest_checkpoint"], job=job)
+
+
+@pytest.fixture(scope="module")
+def sample1(cli: Callable[..., Run], trained: Trained) -> Run:
+    """``sample CK -n 3 --seed 1`` as JSON: what the other formats must hold."""
+    return ok(cli("sample", trained.checkpoint, "-n", "3", "--seed", "1"))
+
+
+# ----------------------------------------------------------------------------- train / jobs
+def test_train_wait_prints_the_id_then_progress_and_the_final_state(trained: Trained) -> None:
+    r = trained.run
+    assert JOB_ID.match(trained.job_id), show(r)
+    assert r.stdout == f"{trained.job_id}\n", "stdout is the job id alone (scriptable)"
+    err = r.stderr.splitlines()
+    progress = [line for line in err if "step" in line and "%" in line]
+    # not a terminal: a line every 10% of the way; 300 steps logged every 50 -> steps 50..300
+    assert [re.search(r"step (\d+)", line)[1] for line in progress] == [  # type: ignore[index]
+        "50",
+        "100",
+        "150",
+        "200",
+        "250",
+        "300",
+    ], show(r)
+    assert "100.0%" in progress[-1] and "d_loss" in progress[-1] and "w1_a" in progress[-1]
+    assert f"{trained.job_id}: succeeded" in err, show(r)
+    summary = err[-1]
+    assert summary.startswith(f"{trained.job_id} succeeded at step 300"), show(r)
+    assert CK_ID.match(trained.checkpoint) and trained.checkpoint in summary, show(r)
+    assert "\r" not in r.stderr  # no in-place bar when stderr is not a terminal
+
+
+def test_jobs_list_shows_the_job_in_a_table_and_as_json(
+    cli: Callable[..., Run], trained: Trained
+) -> None:
+    r = ok(cli("jobs", "list"))
+    header, rows = table(r.stdout)
+    assert header == ["ID", "NAME", "STATE", "STEP", "D_SCORE", "W1_A", "IN_BAND", "CREATED"]
+    row = next(row for row in rows if row[0] == trained.job_id)
+    assert row[2:4] == ["succeeded", "300/300"], show(r)
+    assert re.fullmatch(r"\d+ of \d+\n", r.stderr), show(r)
+
+    r = ok(cli("jobs", "list", "--json"))
+    page = json.loads(r.stdout)
+    assert page["total"] >= 1
+    job = next(j for j in page["items"] if j["id"] == trained.job_id)
+    assert (job["state"], job["step"], job["steps"]) == ("succeeded", 300, 300)
+
+    page = json.loads(ok(cli("jobs", "list", "--state", "succeeded", "--json")).stdout)
+    assert trained.job_id in [j["id"] for j in page["items"]]
+    assert {j["state"] for j in page["items"]} == {"succeeded"}
+
+
+def test_jobs_show_prints_the_job_as_json(cli: Callable[..., Run], trained: Trained) -> None:
+    job = json.loads(ok(cli("jobs", "show", trained.job_id)).stdout)
+    assert job["id"] == trained.job_id
+    assert (job["state"], job["step"], job["steps"], job["progress"]) == (
+        "succeeded",
+        300,
+        300,
+        1.0,
+    )
+    assert job["config"]["steps"] == 300 and job["config"]["log_every"] == 50
+    assert job["config"]["seed"] == 7
+    assert job["latest_checkpoint"] == trained.checkpoint
+    assert job["error"] is None
+
+
+def test_jobs_metrics_prints_one_row_per_logged_step(
+    cli: Callable[..., Run], trained: Trained
+) -> None:
+    header, rows = table(ok(cli("jobs", "metrics", trained.job_id)).stdout)
+    assert header == [
+        "STEP",
+        "D_LOSS",
+        "G_LOSS",
+        "D_ACCURACY",
+        "D_SCORE",
+        "IN_BAND",
+        "RESID",
+        "W1_A",
+    ]
+    assert [row[0] for row in rows] == ["50", "100", "150", "200", "250", "300"]
+    assert all(len(row) == len(header) for row in rows)
+    for row in rows:
+        [float(cell) for cell in row]  # every cell is a number
+
+
+def test_checkpoints_list_for_a_job(cli: Callable[..., Run], trained: Trained) -> None:
+    r = ok(cli("checkpoints", "list", "--job", trained.job_id))
+    header, rows = table(r.stdout)
+    assert header == ["ID", "JOB_ID", "STEP", "SOURCE", "W1_A", "SIZE", "CREATED"]
+    assert [row[:4] for row in rows] == [[trained.checkpoint, trained.job_id, "300", "training"]]
+    assert r.stderr == "1 of 1\n"
+
+    page = json.loads(ok(cli("checkpoints", "list", "--job", trained.job_id, "--json")).stdout)
+    assert page["total"] == 1 and page["items"][0]["id"] == trained.checkpoint
+
+
+def test_checkpoint_download_then_upload_prints_a_new_id(
+    cli: Callable[..., Run], trained: Trained, tmp_path: Path
+) -> None:
+    target = tmp_path / "model.safetensors"
+    r = ok(cli("checkpoints", "download", trained.checkpoint, "-o", str(target)))
+    assert r.stdout == f"{target}\n"
+    info = json.loads(ok(cli("checkpoints", "show", trained.checkpoint)).stdout)
+    assert target.stat().st_size == info["size_bytes"]
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == info["sha256"]
+
+    r = ok(cli("checkpoints", "upload", str(target)))
+    new_id = r.stdout.strip()
+    assert CK_ID.match(new_id) and new_id != trained.checkpoint, show(r)
+    uploaded = json.loads(ok(cli("checkpoints", "show", new_id)).stdout)
+    assert (uploaded["source"], uploaded["step"], uploaded["job_id"]) == ("upload", 300, None)
+    assert uploaded["sha256"] == info["sha256"]
+
+    r = ok(cli("checkpoints", "delete", new_id))
+    assert r.stderr == f"{new_id}: deleted\n"
+    r = cli("checkpoints", "show", new_id)
+    assert r.returncode == 1 and "error:" in r.stderr, show(r)
+
+
+# ----------------------------------------------------------------------------- sample
+def test_sample_json_has_n_curves_and_is_reproducible(
+    cli: Callable[..., Run], trained: Trained, sample1: Run
+) -> None:
+    first = sample1
+    out = json.loads(first.stdout)
+    assert out["checkpoint_id"] == trained.checkpoint and out["seed"] == 1
+    assert len(out["x"]) == 15 and out["x"][0] == -1.0 and out["x"][-1] == 1.0
+    assert len(out["curves"]) == 3 and all(len(c) == 15 for c in out["curves"])
+    assert first.stderr == "seed 1\n"
+    again = ok(cli("sample", trained.checkpoint, "-n", "3", "--seed", "1"))
+    assert again.stdout == first.stdout
+    other = json.loads(ok(cli("sample", trained.checkpoint, "-n", "3", "--seed", "2")).stdout)
+    assert other["curves"] != out["curves"]
+
+
+def test_sample_csv_has_a_header_and_a_row_per_curve(
+    cli: Callable[..., Run], trained: Trained, sample1: Run
+) -> None:
+    r = ok(cli("sample", trained.checkpoint, "-n", "3", "--seed", "1", "--format", "csv"))
+    rows = list(csv.reader(io.StringIO(r.stdout)))
+    assert rows[0] == [f"y{i}" for i in range(15)]
+    assert len(rows) == 4 and all(len(row) == 15 for row in rows[1:])
+    js = json.loads(sample1.stdout)
+    assert [[float(v) for v in row] for row in rows[1:]] == js["curves"]
+
+
+def test_sample_npy_writes_a_float32_array(
+    cli: Callable[..., Run], trained: Trained, sample1: Run, tmp_path: Path
+) -> None:
+    target = tmp_path / "f.npy"
+    r = ok(
+        cli(
+            "sample",
+            trained.checkpoint,
+            "-n",
+            "3",
+            "--seed",
+            "1",
+            "--format",
+            "npy",
+            "-o",
+            str(target),
+        )
+    )
+    assert r.stdout == f"{target}\n"
+    curves = np.load(target, allow_pickle=False)
+    assert curves.shape == (3, 15) and curves.dtype == np.float32
+    js = json.loads(sample1.stdout)
+    np.testing.assert_array_equal(curves, np.asarray(js["curves"], dtype=np.float32))
+
+
+def test_sample_from_a_job_uses_its_latest_checkpoint(
+    cli: Callable[..., Run], trained: Trained
+) -> None:
+    out = json.loads(ok(cli("sample", "--job", trained.job_id, "-n", "2", "--seed", "5")).stdout)
+    assert len(out["curves"]) == 2 and all(len(c) == 15 for c in out["curves"])
+    direct = json.loads(ok(cli("sample", trained.checkpoint, "-n", "2", "--seed", "5")).stdout)
+    assert out["curves"] == direct["curves"]
+    unseeded = ok(cli("sample", "--job", trained.job_id, "-n", "2"))
+    assert len(json.loads(unseeded.stdout)["curves"]) == 2
+    assert re.fullmatch(r"seed \d+\n", unseeded.stderr), show(unseeded)  # the seed it drew
+
+
+def test_sample_from_a_job_names_the_checkpoint_it_used(
+    cli: Callable[..., Run], trained: Trained
+) -> None:
+    out = json.loads(ok(cli("sample", "--job", trained.job_id, "-n", "1", "--seed", "1")).stdout)
+    assert out["checkpoint_id"] == trained.checkpoint
+
+
+def test_sample_npy_writes_exactly_the_file_it_names(
+    cli: Callable[..., Run], trained: Trained, tmp_path: Path
+) -> None:
+    target = tmp_path / "curves.bin"
+    r = ok(cli("sample", trained.checkpoint, "-n", "2", "--format", "npy", "-o", str(target)))
+    assert r.stdout == f"{target}\n"
+    assert target.is_file(), sorted(p.name for p in tmp_path.iterdir())
+
+
+def test_unwritable_output_is_a_clean_usage_error(
+    cli: Callable[..., Run], trained: Trained, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-dir" / "out.csv"
+    r = cli("sample", trained.checkpoint, "-n", "2", "--format", "csv", "-o", str(missing))
+    assert r.returncode == 2 and "Traceback" not in r.stderr, show(r)
+    assert r.stderr.startswith("error:"), show(r)
+
+
+# ----------------------------------------------------------------------------- cancel / fail
+def test_cancel_then_wait_ends_cancelled_and_delete_removes_it(
+    cli: Callable[..., Run], cli_server: Server
+) -> None:
+    job_id = ok(cli("train", *LONG)).stdout.strip()
+    assert JOB_ID.match(job_id)
+    try:
+        with cli_server.client() as http:  # poll cheaply until it trains
+            deadline = time.monotonic() + 30
+            while http.get(f"/v1/jobs/{job_id}").json()["state"] != "running":
+                assert time.monotonic() < deadline, "job never started"
+                time.sleep(0.1)
+        r = cli("jobs", "delete", job_id)
+        assert r.returncode == 1 and r.stderr.startswith("error:"), show(r)  # still running
+
+        r = ok(cli("jobs", "cancel", job_id))
+        assert r.stderr.startswith(f"{job_id}: cancel requested"), show(r)
+        r = ok(cli("jobs", "wait", job_id, timeout=30))
+        job = json.loads(r.stdout)
+        assert (job["id"], job["state"]) == (job_id, "cancelled")
+        assert r.stderr.splitlines()[-1] == f"{job_id}: cancelled", show(r)
+        page = json.loads(ok(cli("checkpoints", "list", "--job", job_id, "--json")).stdout)
+        assert page["total"] >= 1  # cancelling keeps a final checkpoint
+
+        r = cli("jobs", "cancel", job_id)  # already over: the server refuses
+        assert r.returncode == 1 and "error:" in r.stderr, show(r)
+    finally:
+        with cli_server.client() as http:  # whatever happened, it stops training
+            http.post(f"/v1/jobs/{job_id}/cancel")
+
+    r = ok(cli("jobs", "delete", job_id))
+    assert r.stderr == f"{job_id}: deleted\n"
+    r = cli("jobs", "show", job_id)
+    assert r.returncode == 1 and "no job" in r.stderr, show(r)
+
+
+def test_a_diverging_job_makes_train_wait_exit_1(cli: Callable[..., Run], tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from gan_engine import TrainConfig, Trainer
+
+    trainer = Trainer(TrainConfig(seed=1, steps=20, log_every=10))
+    trainer.run()
+    ckpt = trainer.checkpoint()
+    blown = {k: v * 1e30 if k.startswith("g.") else v for k, v in ckpt.tensors.items()}
+    path = tmp_path / "blown.safetensors"
+    path.write_bytes(dataclasses.replace(ckpt, tensors=blown).to_bytes())
+    bad = ok(cli("checkpoints", "upload", str(path))).stdout.strip()
+    assert CK_ID.match(bad)
+
+    r = cli("train", "--resume-from", bad, "--steps", "100", "--set", "log_every=10", "--wait")
+    assert r.returncode == 1, show(r)
+    job_id = r.stdout.splitlines()[0]
+    assert JOB_ID.match(job_id), show(r)
+    assert f"{job_id}: failed" in r.stderr.splitlines(), show(r)
+    assert f"{job_id} failed at step" in r.stderr, show(r)
+    assert "error: training diverged at step" in r.stderr, show(r)
+    assert "Traceback" not in r.stderr
+
+    r = cli("jobs", "wait", job_id)  # waiting on a failed job fails too
+    assert r.returncode == 1, show(r)
+    assert json.loads(r.stdout)["state"] == "failed"
+
+
+# ----------------------------------------------------------------------------- exit codes
+REFUSED = [  # (args, what stderr says): the server said no -> exit 1
+    (["jobs", "show", "nope"], "error: no job with id 'nope'"),
+    (["jobs", "metrics", "nope"], "error:"),
+    (["jobs", "cancel", "nope"], "error:"),
+    (["checkpoints", "show", "nope"], "error:"),
+    (["sample", "nope", "-n", "1"], "error:"),
+    (["sample", "--job", "nope", "-n", "1"], "error:"),
+]
+USAGE = [  # (args, what stderr says): a usage error -> exit 2, nothing on stdout
+    (["train", "--steps", "-5"], "steps"),  # refused by the server (422)
+    (["sample"], "CHECKPOINT"),
+    (["sample", "ck_x", "--job", "job_x", "-n", "1"], "one of them"),
+    (["sample", "ck_x", "-n", "0"], "n must be >= 1"),
+    (["sample", "ck_x", "-n", "1", "--format", "npy"], "-o"),
+    (["sample", "ck_x", "--format", "xml"], "invalid choice"),
+    (["bogus"], "invalid choice"),
+    (["jobs"], "required"),
+    (["jobs", "frobnicate"], "invalid choice"),
+    (["jobs", "list", "--limit", "0"], "limit"),
+    (["train", "--set", "bad"], "key=value"),
+    (["train", "--steps", "many"], "invalid int value"),
+    (["checkpoints", "upload", "/no/such/file.safetensors"], "no checkpoint file"),
+]
+
+
+def test_refused_requests_exit_1_and_usage_errors_exit_2(
+    cli_server: Server, trained: Trained
+) -> None:
+    # independent commands: run all at once to keep the test short
+    cases = [(args, message, 1) for args, message in REFUSED]
+    cases += [(args, message, 2) for args, message in USAGE]
+    results = [r for r, _ in run_many([(args, {"url": cli_server.url}) for args, _, _ in cases])]
+    failures = [
+        f"{' '.join(args)}: wanted exit {code} and {message!r}\n{show(r)}"
+        for (args, message, code), r in zip(cases, results, strict=True)
+        if r.returncode != code
+        or message not in r.stderr
+        or r.stdout != ""
+        or "Traceback" in r.stderr
+    ]
+    assert not failures, "\n\n".join(failures)
+    # nothing was created by the refused `train --steps -5`
+    page = json.loads(ok(run_cli("jobs", "list", "--json", url=cli_server.url)).stdout)
+    assert all(job["config"]["steps"] > 0 for job in page["items"])
+
+
+def test_an_unreachable_server_exits_3_after_retrying() -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    t0 = time.monotonic()
+    r = run_cli("jobs", "list", url=url)
+    elapsed = time.monotonic() - t0
+    assert r.returncode == 3, show(r)
+    assert "server unreachable" in r.stderr and url in r.stderr, show(r)
+    assert "Traceback" not in r.stderr
+    assert 1.0 < elapsed < 20.0, f"retried for {elapsed:.1f}s"
+
+
+def test_api_key_from_the_flag_or_the_environment(make_server: Callable[..., Server]) -> None:
+    server = make_server(api_key="k")
+    url = server.url
+    none, wrong, flag, env, flag_wins, url_flag = (
+        r
+        for r, _ in run_many(
+            [
+                (["jobs", "list"], {"url": url}),
+                (["--api-key", "wrong", "jobs", "list"], {"url": url}),
+                (["--api-key", "k", "jobs", "list"], {"url": url}),
+                (["jobs", "list"], {"url": url, "env": {"CURVEGAN_API_KEY": "k"}}),
+                # the flag wins over the environment
+                (
+                    ["--api-key", "k", "jobs", "list"],
+                    {"url": url, "env": {"CURVEGAN_API_KEY": "x"}},
+                ),
+                # and --url over CURVEGAN_URL
+                (["--url", url, "--api-key", "k", "jobs", "list"], {"url": "http://127.0.0.1:1"}),
+            ]
+        )
+    )
+    for r in (none, wrong):
+        assert r.returncode == 1 and "API key" in r.stderr and r.stdout == "", show(r)
+    for r in (flag, env, flag_wins, url_flag):
+        ok(r)
+        assert table(r.stdout) == (
+            ["ID", "NAME", "STATE", "STEP", "D_SCORE", "W1_A", "IN_BAND", "CREATED"],
+            [],
+        ), show(r)
+        assert r.stderr == "0 of 0\n", show(r)
+
+
+# ----------------------------------------------------------------------------- help
+HELP_PATHS = [
+    [],
+    ["serve"],
+    ["train"],
+    ["jobs"],
+    *[["jobs", a] for a in ("list", "show", "cancel", "delete", "wait", "metrics")],
+    ["checkpoints"],
+    *[["checkpoints", a] for a in ("list", "show", "download", "upload", "delete")],
+    ["sample"],
+]
+
+
+def test_help_works_for_every_command_and_action() -> None:
+    # no server is needed (the URL is a closed port): all at once, to keep the test short
+    calls = [([*path, "--help"], {"url": "http://127.0.0.1:1"}) for path in HELP_PATHS]
+    results = [r for r, _ in run_many(calls)]
+    for path, r in zip(HELP_PATHS, results, strict=True):
+        assert r.returncode == 0, (path, show(r))
+        assert r.stdout.startswith(" ".join(["usage: curvegan", *path])), (path, show(r))
+        assert r.stderr == "", (path, show(r))
+    top = results[0].stdout
+    for word in ("serve", "train", "jobs", "checkpoints", "sample", "--url", "--api-key"):
+        assert word in top
+    assert "Exit codes: 0 ok, 1 job failed or request refused, 2 usage error" in top
+
+
+def test_the_console_script_runs_the_same_command(cli_server: Server, trained: Trained) -> None:
+    assert CONSOLE_SCRIPT.is_file(), CONSOLE_SCRIPT
+    script = {"url": cli_server.url, "cmd": [str(CONSOLE_SCRIPT)]}
+    (found, _), (missing, _) = run_many(
+        [(["jobs", "show", trained.job_id], script), (["jobs", "show", "nope"], script)]
+    )
+    assert json.loads(ok(found).stdout)["id"] == trained.job_id
+    assert missing.returncode == 1, show(missing)  # the script passes main()'s exit code on
+
+
+# ----------------------------------------------------------------------------- terminal
+def run_on_a_terminal(args: Sequence[str], url: str, timeout: float = 60.0) -> tuple[int, str, str]:
+    """Runs the command with stderr on a pseudo-terminal; (exit code, stdout, terminal text)."""
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "CURVEGAN_API_KEY"}
+    env["CURVEGAN_URL"] = url
+    try:
+        proc = subprocess.run(
+            [*CLI, *args],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            timeout=timeout,
+            check=False,
+        )
+    finally:
+        os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's other end is closed and drained
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    return proc.returncode, proc.stdout.decode(), b"".join(chunks).decode()
+
+
+def test_terminal_progress_bar_has_no_stray_blank_lines(cli_server: Server) -> None:
+    code, out, term = run_on_a_terminal(
+        ["train", "--steps", "100", "--set", "log_every=50", "--wait"], cli_server.url
+    )
+    assert code == 0, term
+    job_id = out.strip()
+    assert "\r[" in term and "100.0%" in term  # the bar is redrawn in place
+    lines = term.replace("\r\n", "\n").split("\n")
+    assert lines[0] == f"{job_id}: running", repr(term)
+    assert "" not in lines[:-1], repr(term)
+
+
+# ----------------------------------------------------------------------------- timeouts
+@pytest.fixture(scope="module")
+def busy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str, str]]:
+    """A server with one worker slot: a LONG job trains in it and a second job waits queued."""
+    data_dir = tmp_path_factory.mktemp("curvegan-cli-busy") / "data"
+    data_dir.mkdir()
+    server = Server(data_dir=data_dir, env={"CURVEGAN_MAX_CONCURRENT_JOBS": "1"})
+    server.start()
+    ids: list[str] = []
+    try:
+        with server.client() as http:
+            for config in ({"steps": 10_000_000, "log_every": 100}, {"steps": 100}):
+                r = http.post("/v1/jobs", json={"config": config})
+                assert r.is_success, r.text
+                ids.append(r.json()["id"])
+            running, queued = ids
+            deadline = time.monotonic() + 30
+            while http.get(f"/v1/jobs/{running}").json()["state"] != "running":
+                assert time.monotonic() < deadline, "job never started"
+                time.sleep(0.1)
+            assert http.get(f"/v1/jobs/{queued}").json()["state"] == "queued"
+        yield server, running, queued
+    finally:
+        with server.client() as http:
+            for job_id in ids:
+                http.post(f"/v1/jobs/{job_id}/cancel")
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def waits(busy: tuple[Server, str, str]) -> dict[str, tuple[Run, float]]:
+    """Three `wait`s with a 1 s timeout, run at once; any still waiting after 5 s is killed
+    (exit -9). Each result comes with its seconds to return."""
+    server, running, queued = busy
+    calls = {
+        "running": ["jobs", "wait", "--timeout", "1", running],
+        "global": ["--timeout", "1", "jobs", "wait", running],
+        "queued": ["jobs", "wait", "--timeout", "1", queued],
+    }
+    results = run_many([(args, {"url": server.url}) for args in calls.values()], timeout=5)
+    return dict(zip(calls, results, strict=True))  # type: ignore[arg-type]
+
+
+def test_wait_timeout_gives_up_on_a_running_job_with_exit_1(
+    waits: dict[str, tuple[Run, float]], busy: tuple[Server, str, str]
+) -> None:
+    r, elapsed = waits["running"]
+    assert r.returncode == 1, show(r)
+    assert elapsed < 5.0
+    assert f"job {busy[1]} still running after" in r.stderr, show(r)
+    assert "Traceback" not in r.stderr
+
+
+def test_wait_timeout_message_names_the_timeout_asked_for(
+    waits: dict[str, tuple[Run, float]],
+) -> None:
+    r, _ = waits["running"]
+    assert r.returncode == 1 and "still running after 1.0s" in r.stderr, show(r)
+
+
+def test_global_timeout_applies_to_jobs_wait(waits: dict[str, tuple[Run, float]]) -> None:
+    r, _ = waits["global"]
+    assert r.returncode == 1 and "still running" in r.stderr, show(r)
+
+
+def test_wait_timeout_gives_up_on_a_queued_job(
+    waits: dict[str, tuple[Run, float]], busy: tuple[Server, str, str]
+) -> None:
+    r, _ = waits["queued"]
+    assert r.returncode == 1 and f"job {busy[2]} still queued" in r.stderr, show(r)
