@@ -12,7 +12,7 @@ from .checkpoint import (
     checkpoint_from_bytes,
     load_checkpoint,
 )
-from .config import ConfigError, TrainConfig
+from .config import PRESETS, ConfigError, TrainConfig
 from .data import artist_works, x_grid
 from .metrics import Quality, curve_quality, w1_to_uniform
 from .models import Discriminator, Generator
@@ -22,6 +22,7 @@ from .trainer import LogRecord, RunResult, Trainer, TrainingDiverged
 __all__ = [
     "FORMAT_VERSION",
     "MAX_CHECKPOINT_BYTES",
+    "PRESETS",
     "Checkpoint",
     "CheckpointError",
     "ConfigError",

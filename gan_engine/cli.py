@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
-from .config import ConfigError, TrainConfig
+from .config import PRESETS, ConfigError, TrainConfig
 from .sampling import CurveSampler
 from .trainer import LogRecord, Trainer, TrainingDiverged
 
@@ -38,6 +38,8 @@ def _train(args: argparse.Namespace) -> int:
     }
     try:
         if args.resume:
+            if args.preset != "tutorial":
+                raise ConfigError("preset", "cannot change when resuming")
             ckpt = load_checkpoint(args.resume)
             # A resumed run keeps its recipe; only its length may change.
             changed = sorted(set(overrides) - {"steps"})
@@ -47,7 +49,7 @@ def _train(args: argparse.Namespace) -> int:
                 ckpt = replace(ckpt, config=ckpt.config.replace(steps=overrides["steps"]))
             trainer = Trainer.from_checkpoint(ckpt)
         else:
-            trainer = Trainer(TrainConfig(**overrides))
+            trainer = Trainer(TrainConfig.from_preset(args.preset, **overrides))
     except (ConfigError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -127,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train the GAN with live progress")
+    train.add_argument(
+        "--preset",
+        default="tutorial",
+        choices=list(PRESETS),
+        help="the recipe the other options override (default: tutorial)",
+    )
     train.add_argument("--steps", type=int)
     train.add_argument("--seed", type=int)
     train.add_argument("--loss", choices=["minimax", "non_saturating"])

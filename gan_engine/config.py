@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from types import MappingProxyType
 from typing import Any, Literal
 
 LossName = Literal["minimax", "non_saturating"]
@@ -15,6 +17,20 @@ LATENTS: tuple[str, ...] = ("normal", "uniform")
 LR_SCHEDULES: tuple[str, ...] = ("constant", "linear")
 LrScheduleName = Literal["constant", "linear"]
 MAX_SEED = 2**63 - 1
+
+# Filled in by the quality study (benchmarks/quality.py); why each value: README, Results.
+RECOMMENDED: dict[str, Any] = {
+    "latent": "uniform",
+    "loss": "non_saturating",
+    "g_ema": 0.99,
+    "betas": (0.0, 0.99),
+    "lr_g": 1e-3,
+    "lr_d": 1e-3,
+    "batch_size": 128,
+    "hidden": 256,
+    "lr_schedule": "linear",
+    "steps": 5_000,
+}
 
 
 class ConfigError(ValueError):
@@ -122,18 +138,44 @@ class TrainConfig:
         return data
 
     @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> TrainConfig:
+        """The named recipe (see PRESETS), with any field overridden."""
+        return cls.from_dict({"preset": name, **overrides})
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Builds a config from plain data (JSON); unknown fields are refused by name."""
+        """Builds a config from plain data (JSON); unknown fields are refused by name. An
+        optional ``"preset"`` key names the recipe the other keys override (default
+        ``"tutorial"``, the dataclass's own defaults)."""
         if not isinstance(data, dict):
             raise ConfigError("config", f"must be an object, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(unknown[0], f"unknown field; allowed: {', '.join(sorted(known))}")
         values = dict(data)
+        preset = values.pop("preset", "tutorial")
+        if not isinstance(preset, str) or preset not in PRESETS:
+            raise ConfigError("preset", f"must be one of {', '.join(PRESETS)}; got {preset!r}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(
+                unknown[0], f"unknown field; allowed: preset, {', '.join(sorted(known))}"
+            )
+        values = {**PRESETS[preset], **values}
         if isinstance(values.get("betas"), list):
             values["betas"] = tuple(values["betas"])
         return cls(**values)
+
+
+# Named recipes: the fields each sets over TrainConfig's defaults. benchmarks/quality.py
+# measures them side by side; the README's results section explains "recommended".
+PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
+    {
+        # The tutorial's GAN exactly: TrainConfig's defaults.
+        "tutorial": MappingProxyType({}),
+        # Curves indistinguishable from the artist's (w1_a <= 0.01, in_band >= 0.99,
+        # resid <= 0.01) in about half the tutorial's time.
+        "recommended": MappingProxyType(RECOMMENDED),
+    }
+)
 
 
 DEFAULT_CONFIG = TrainConfig()

@@ -9,7 +9,7 @@ import secrets
 import time
 from typing import Any
 
-from gan_engine import ConfigError, TrainConfig
+from gan_engine import PRESETS, ConfigError, TrainConfig
 
 from .domain import Conflict, Invalid, NotFound, TooManyJobs
 from .executor import Executor
@@ -42,14 +42,21 @@ class JobService:
     def _config_for(self, body: JobCreate) -> tuple[dict[str, Any], int]:
         """The complete config (with a concrete seed) and the step the job starts at."""
         requested = body.config or {}
+        if "preset" in requested:
+            raise Invalid("config.preset", "a preset is named beside config, not in it")
         if body.resume_from is None:
+            preset = "tutorial" if body.preset is None else body.preset
+            if preset not in PRESETS:
+                raise Invalid("preset", f"must be one of {', '.join(PRESETS)}; got {preset!r}")
             try:
-                config = TrainConfig.from_dict(requested)
+                config = TrainConfig.from_preset(preset, **requested)
             except ConfigError as exc:
                 raise _config_error(exc) from None
             if config.seed is None:
                 config = config.replace(seed=secrets.randbits(63))
             return config.to_dict(), 0
+        if body.preset is not None:
+            raise Invalid("preset", "cannot be given with resume_from: the job keeps its recipe")
         ckpt = self.store.get_checkpoint(body.resume_from)
         if ckpt is None:
             raise NotFound(f"no checkpoint with id {body.resume_from!r}", field="resume_from")

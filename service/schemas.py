@@ -30,9 +30,14 @@ class JobCreate(BaseModel):
         None,
         description="engine config fields, all optional (tutorial defaults): batch_size, "
         "lr_g, lr_d, betas, n_ideas, n_points, hidden, steps, seed, loss, latent, g_ema, "
-        "log_every, checkpoint_every",
+        "lr_schedule, log_every, checkpoint_every",
     )
     resume_from: str | None = Field(None, description="checkpoint id to continue from")
+    preset: str | None = Field(
+        None,
+        description="the named recipe that `config` overrides: tutorial (the default) or "
+        "recommended; not with resume_from (a resumed job keeps its checkpoint's recipe)",
+    )
 
 
 class LossMetrics(BaseModel):

@@ -175,9 +175,13 @@ t.run(on_checkpoint=lambda c: c.save(sys.argv[2]))
 """
 
 
-def test_exact_resume_in_a_fresh_process(tmp_path: Path) -> None:
-    """200 steps straight == 100 steps, checkpoint, load in a new process, 100 more."""
-    cfg = TrainConfig(steps=200, seed=11, log_every=50, checkpoint_every=0, g_ema=0.99)
+@pytest.mark.parametrize("preset", ["tutorial", "recommended"])
+def test_exact_resume_in_a_fresh_process(tmp_path: Path, preset: str) -> None:
+    """200 steps straight == 100 steps, checkpoint, load in a new process, 100 more.
+    The recommended recipe adds a learning-rate schedule that must resume exactly too."""
+    cfg = TrainConfig.from_preset(
+        preset, steps=200, seed=11, log_every=50, checkpoint_every=0, g_ema=0.99
+    )
     straight = Trainer(cfg)
     straight.run()
     expected = straight.checkpoint()

@@ -703,3 +703,54 @@ def test_resume_refuses_changed_fields_and_too_few_steps(
         "validation_error",
     )
     assert "steps" in err["message"], err
+
+
+# ----------------------------------------------------------------------------- presets
+
+
+def test_preset_recommended_gives_its_recipe_with_overrides(
+    mc: httpx.Client, wait_state: Callable[..., dict]
+) -> None:
+    body = {"preset": "recommended", "config": {"steps": 200, "log_every": 100, "seed": 3}}
+    r = mc.post("/v1/jobs", json=body)
+    assert r.status_code == 202, r.text
+    job = r.json()
+    # The job's config is complete: the recipe with the request's fields on top.
+    expected = TrainConfig.from_preset("recommended", steps=200, log_every=100, seed=3)
+    assert job["config"] == expected.to_dict(), job["config"]
+    done = wait_state(mc, job["id"], FINAL, timeout=60)
+    assert done["state"] == "succeeded" and done["quality"] is not None, done
+
+
+def test_preset_tutorial_is_the_default(mc: httpx.Client) -> None:
+    named = create_with(mc, {"preset": "tutorial", "config": {"steps": 1, "seed": 5}})
+    plain = create_with(mc, {"config": {"steps": 1, "seed": 5}})
+    assert named["config"] == plain["config"] == TrainConfig(steps=1, seed=5).to_dict()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"preset": "fastest"}, "preset"),
+        ({"preset": 3}, "preset"),
+        ({"config": {"preset": "recommended"}}, "config.preset"),
+        ({"preset": "recommended", "config": {"batch_size": 0}}, "config.batch_size"),
+    ],
+)
+def test_bad_presets_are_422_naming_the_field(mc: httpx.Client, body: dict, field: str) -> None:
+    err = assert_error(mc.post("/v1/jobs", json=body), 422, "validation_error")
+    assert err.get("field") == field, err
+    if field == "preset" and body["preset"] == "fastest":
+        assert "tutorial, recommended" in err["message"], err
+
+
+def test_preset_with_resume_from_is_422(mc: httpx.Client, finished_job: dict) -> None:
+    body = {"preset": "recommended", "resume_from": finished_job["latest_checkpoint"]}
+    err = assert_error(mc.post("/v1/jobs", json=body), 422, "validation_error")
+    assert err.get("field") == "preset" and "resume_from" in err["message"], err
+
+
+def create_with(client: httpx.Client, body: dict) -> dict:
+    r = client.post("/v1/jobs", json=body)
+    assert r.status_code == 202, f"POST /v1/jobs {body} -> {r.status_code} {r.text[:500]}"
+    return r.json()

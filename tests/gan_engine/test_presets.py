@@ -1,0 +1,70 @@
+"""Named recipes: "tutorial" is TrainConfig's defaults, "recommended" the recipe of the
+quality study; both are chosen by name and any field can still be overridden."""
+
+from __future__ import annotations
+
+import pytest
+
+from gan_engine import PRESETS, ConfigError, TrainConfig, Trainer
+from gan_engine.models import Generator
+
+TARGETS = {"w1_a": 0.01, "in_band": 0.99, "resid": 0.01}
+
+
+def test_tutorial_preset_is_the_default_config() -> None:
+    assert TrainConfig.from_preset("tutorial") == TrainConfig()
+    assert TrainConfig.from_dict({}) == TrainConfig.from_dict({"preset": "tutorial"})
+
+
+def test_recommended_preset_sets_its_fields_and_keeps_the_rest() -> None:
+    cfg = TrainConfig.from_preset("recommended")
+    data = cfg.to_dict()
+    for key, value in PRESETS["recommended"].items():
+        expected = list(value) if isinstance(value, tuple) else value
+        assert data[key] == expected, key
+    # The curve's shape is not given to the recipe: same ideas and points as the tutorial.
+    assert (cfg.n_ideas, cfg.n_points) == (5, 15)
+    assert cfg != TrainConfig()
+
+
+def test_fields_override_the_preset() -> None:
+    cfg = TrainConfig.from_dict({"preset": "recommended", "steps": 300, "seed": 4})
+    assert (cfg.steps, cfg.seed) == (300, 4)
+    assert cfg.lr_g == PRESETS["recommended"]["lr_g"]
+
+
+@pytest.mark.parametrize("name", ["Recommended", "", "fast", None, 3])
+def test_unknown_presets_are_refused_by_name(name: object) -> None:
+    with pytest.raises(ConfigError, match="tutorial, recommended") as info:
+        TrainConfig.from_dict({"preset": name})
+    assert info.value.field == "preset"
+
+
+def test_a_preset_is_checked_like_any_config() -> None:
+    with pytest.raises(ConfigError) as info:
+        TrainConfig.from_preset("recommended", lr_g=-1.0)
+    assert info.value.field == "lr_g"
+
+
+def test_presets_cannot_be_changed_at_run_time() -> None:
+    with pytest.raises(TypeError):
+        PRESETS["recommended"]["steps"] = 1  # type: ignore[index]
+
+
+def test_recommended_generator_is_still_an_unconstrained_mlp() -> None:
+    # The recipe may tune training, not wire the curve family into G: its output layer
+    # stays a plain linear map over the 15 points.
+    g = Trainer(TrainConfig.from_preset("recommended", seed=0, steps=1)).g
+    assert isinstance(g, Generator)
+    assert g.out.out_features == 15 and g.out.bias is not None
+
+
+@pytest.mark.slow
+def test_recommended_preset_meets_the_quality_targets() -> None:
+    """The study's claim on one seed: curves close to indistinguishable from the artist's."""
+    result = Trainer(TrainConfig.from_preset("recommended", seed=0)).run()
+    r = result.last
+    assert r is not None
+    assert r.w1_a <= TARGETS["w1_a"], r
+    assert r.in_band >= TARGETS["in_band"], r
+    assert r.resid <= TARGETS["resid"], r
