@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -82,6 +83,21 @@ class Server:
 
     def client(self, **kw: object) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30.0, **kw)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def started_server(
+    tmp_path_factory: pytest.TempPathFactory, name: str, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """A server with its own fresh data dir, for fixtures wider than one test."""
+    data_dir = tmp_path_factory.mktemp(name) / "data"
+    data_dir.mkdir()
+    server = Server(data_dir=data_dir, env=env or {})
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from curvegan import Client, CurveganError, Job
-from tests.conftest import Server
+from tests.conftest import Server, started_server
 
 # Tiny jobs finish in a few seconds; LONG jobs are never run to the end: each test that starts
 # one cancels it (``cancelling``), so it never holds a worker slot past its test.
@@ -23,12 +23,8 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One real service (uvicorn on a free port, real SQLite) shared by these test modules:
     each test makes its own jobs and asserts only on those. Tests that need an empty or
     specially configured server use ``server`` / ``make_server`` instead."""
-    data_dir = tmp_path_factory.mktemp("curvegan-client") / "data"
-    data_dir.mkdir()
-    server = Server(data_dir=data_dir, env={})
-    server.start()
-    yield server
-    server.stop()
+    with started_server(tmp_path_factory, "curvegan-client") as server:
+        yield server
 
 
 def recording_http(url: str) -> tuple[httpx.Client, list[tuple[str, str]]]:

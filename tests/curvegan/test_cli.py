@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, Server, free_port
+from tests.conftest import ROOT, Server, free_port, started_server
 
 CLI = [sys.executable, "-m", "curvegan"]
 CONSOLE_SCRIPT = Path(sys.executable).parent / "curvegan"
@@ -108,12 +108,8 @@ def table(text: str) -> tuple[list[str], list[list[str]]]:
 @pytest.fixture(scope="module")
 def cli_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One real service for the module (the per-test ``server`` fixture costs a start each)."""
-    data_dir = tmp_path_factory.mktemp("curvegan-cli") / "data"
-    data_dir.mkdir()
-    server = Server(data_dir=data_dir, env={})
-    server.start()
-    yield server
-    server.stop()
+    with started_server(tmp_path_factory, "curvegan-cli") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

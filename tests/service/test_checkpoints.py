@@ -49,22 +49,6 @@ def data(ckpt: Checkpoint) -> bytes:
     return ckpt.to_bytes()
 
 
-@pytest.fixture(scope="module")
-def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("ckpt-server") / "data"
-    data_dir.mkdir()
-    server = Server(data_dir=data_dir, env={})
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def mc(module_server: Server) -> Iterator[httpx.Client]:
-    with module_server.client() as c:
-        yield c
-
-
 def total(client: httpx.Client, **params: str) -> int:
     r = client.get("/v1/checkpoints", params=params)
     assert r.status_code == 200, r.text

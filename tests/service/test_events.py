@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,22 +99,6 @@ def create(client: httpx.Client, config: dict[str, Any]) -> dict:
     r = client.post("/v1/jobs", json={"config": config})
     assert r.status_code == 202, f"{r.status_code} {r.text}"
     return r.json()
-
-
-@pytest.fixture(scope="module")
-def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("events-server") / "data"
-    data_dir.mkdir()
-    server = Server(data_dir=data_dir, env={})
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def mc(module_server: Server) -> Iterator[httpx.Client]:
-    with module_server.client() as c:
-        yield c
 
 
 def check_metrics_event(ev: Event, steps: int) -> None:

@@ -141,20 +141,8 @@ def assert_job_shape(job: dict) -> None:
             parse_ts(job[key], key)
 
 
-@pytest.fixture(scope="module")
-def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("jobs-server") / "data"
-    data_dir.mkdir()
-    server = Server(data_dir=data_dir, env={"CURVEGAN_MAX_CONCURRENT_JOBS": "4"})
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def mc(module_server: Server) -> Iterator[httpx.Client]:
-    with module_server.client() as c:
-        yield c
+# Four workers: tests here run jobs side by side.
+SERVER_ENV = {"CURVEGAN_MAX_CONCURRENT_JOBS": "4"}
 
 
 @pytest.fixture(scope="module")

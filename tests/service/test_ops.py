@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -22,22 +22,6 @@ def assert_error(r: httpx.Response, status: int, code: str | None = None) -> dic
     if code is not None:
         assert body.get("error") == code, body
     return body
-
-
-@pytest.fixture(scope="module")
-def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("ops-server") / "data"
-    data_dir.mkdir()
-    server = Server(data_dir=data_dir, env={})
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def mc(module_server: Server) -> Iterator[httpx.Client]:
-    with module_server.client() as c:
-        yield c
 
 
 # ----------------------------------------------------------------------------- health

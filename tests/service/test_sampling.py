@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import numpy as np
@@ -39,22 +39,6 @@ def ckpt() -> Checkpoint:
 @pytest.fixture(scope="module")
 def sampler(ckpt: Checkpoint) -> CurveSampler:
     return CurveSampler.from_checkpoint(ckpt)
-
-
-@pytest.fixture(scope="module")
-def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("sampling-server") / "data"
-    data_dir.mkdir()
-    server = Server(data_dir=data_dir, env={})
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def mc(module_server: Server) -> Iterator[httpx.Client]:
-    with module_server.client() as c:
-        yield c
 
 
 @pytest.fixture(scope="module")
