@@ -24,7 +24,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from .config import ConfigError, TrainConfig
-from .models import Discriminator, Generator
+from .models import discriminator_for, generator_for
 
 FORMAT = "curvegan.checkpoint"
 FORMAT_VERSION = 1
@@ -95,8 +95,7 @@ def expected_layout(config: TrainConfig) -> dict[str, tuple[tuple[int, ...], tor
     layout: dict[str, tuple[tuple[int, ...], torch.dtype]] = {}
     # On the meta device: shapes only, no memory, and the global RNG is left alone.
     with torch.device("meta"):
-        g = Generator(config.n_ideas, config.hidden, config.n_points)
-        d = Discriminator(config.n_points, config.hidden)
+        g, d = generator_for(config), discriminator_for(config)
     prefixes = [("g", g), ("d", d)] + ([("g_ema", g)] if config.g_ema > 0 else [])
     for prefix, model in prefixes:
         for name, p in model.state_dict().items():

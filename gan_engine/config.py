@@ -18,18 +18,22 @@ LR_SCHEDULES: tuple[str, ...] = ("constant", "linear")
 LrScheduleName = Literal["constant", "linear"]
 MAX_SEED = 2**63 - 1
 
-# Filled in by the quality study (benchmarks/quality.py); why each value: README, Results.
+# The quality study's recipe (benchmarks/quality.py; why each value: README, "Results").
 RECOMMENDED: dict[str, Any] = {
-    "latent": "uniform",
-    "loss": "non_saturating",
-    "g_ema": 0.99,
-    "betas": (0.0, 0.99),
+    "latent": "uniform",  # bounded ideas: no rare extreme z for G to map outside the band
+    "loss": "non_saturating",  # strong gradients for G while D still wins easily
+    "betas": (0.0, 0.99),  # no momentum: GAN gradients turn quickly
     "lr_g": 1e-3,
     "lr_d": 1e-3,
+    "lr_schedule": "linear",  # decay to 0 lets the noisy equilibrium settle
+    "g_ema": 0.995,  # sample from an average of G's recent weights
+    "ema_warmup": True,
     "batch_size": 128,
-    "hidden": 256,
-    "lr_schedule": "linear",
-    "steps": 5_000,
+    "hidden": 64,
+    "d_hidden": 96,
+    "g_layers": 2,
+    "d_layers": 2,  # a deeper D sees the band's edges: in_band 0.985 -> 0.995
+    "steps": 6_000,
 }
 
 
@@ -103,6 +107,14 @@ class TrainConfig:
     # a GAN's equilibrium is noisy, and shrinking steps let it settle. The tutorial's is
     # "constant".
     lr_schedule: LrScheduleName = "constant"
+    # Width of D's hidden layers; 0 means the same as ``hidden`` (the tutorial's).
+    d_hidden: int = 0
+    # Hidden layers of G and of D; 1 is the tutorial's one-hidden-layer MLP.
+    g_layers: int = 1
+    d_layers: int = 1
+    # Ramps the EMA decay as min(g_ema, (1 + step) / (10 + step)), so the average does not
+    # drag the random initial weights along for the first thousand steps.
+    ema_warmup: bool = False
 
     def __post_init__(self) -> None:
         _int_range("batch_size", self.batch_size, 1, 65_536)
@@ -124,6 +136,11 @@ class TrainConfig:
         _choice("latent", self.latent, LATENTS)
         _float_range("g_ema", self.g_ema, 0.0, 1.0, hi_open=True)
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _int_range("d_hidden", self.d_hidden, 0, 8_192)
+        _int_range("g_layers", self.g_layers, 1, 8)
+        _int_range("d_layers", self.d_layers, 1, 8)
+        if not isinstance(self.ema_warmup, bool):
+            raise ConfigError("ema_warmup", f"must be true or false, got {self.ema_warmup!r}")
         _int_range("log_every", self.log_every, 1, 10_000_000)
         _int_range("checkpoint_every", self.checkpoint_every, 0, 10_000_000)
         for name in ("lr_g", "lr_d", "g_ema"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 A_LOW, A_HIGH = 1.0, 2.0
@@ -28,4 +30,21 @@ def latent(
         return torch.randn(batch_size, n_ideas, generator=generator)
     if kind == "uniform":
         return torch.rand(batch_size, n_ideas, generator=generator).mul_(2.0).sub_(1.0)
+    raise ValueError(f"unknown latent kind {kind!r}")
+
+
+def eval_latent(n: int, n_ideas: int, kind: str, seed: int) -> torch.Tensor:
+    """A fixed evaluation batch of latents: a scrambled Sobol sequence, mapped to the latent
+    distribution. Its points cover the latent space evenly, so quality measured on them
+    estimates the generator's whole distribution with a far smaller sampling error than as
+    many independent draws (W1 of a perfect generator: ~0.001 instead of ~0.007 on 2 000).
+    Seeded on its own, never touching training's random stream or the global one."""
+    engine = torch.quasirandom.SobolEngine(n_ideas, scramble=True, seed=seed)
+    u = engine.draw(n, dtype=torch.float64)
+    if kind == "uniform":
+        return u.mul(2.0).sub(1.0).float()
+    if kind == "normal":
+        # The inverse normal CDF; u is kept off 0 and 1, where it is infinite.
+        u = u.clamp(1e-12, 1.0 - 1e-12)
+        return (math.sqrt(2.0) * torch.erfinv(2.0 * u - 1.0)).float()
     raise ValueError(f"unknown latent kind {kind!r}")

@@ -14,7 +14,8 @@ import torch
 from .data import A_HIGH, A_LOW
 
 BAND_TOLERANCE = 0.05
-EVAL_SAMPLES = 2_000
+# A power of two: where a Sobol sequence is evenly balanced (see data.eval_latent).
+EVAL_SAMPLES = 2_048
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The tutorial's generator and discriminator: one-hidden-layer MLPs."""
+"""The tutorial's generator and discriminator: one-hidden-layer MLPs (deeper on request)."""
 
 from __future__ import annotations
 
@@ -10,30 +10,42 @@ from .config import TrainConfig
 
 
 class _MLP(nn.Module):
-    """Linear -> ReLU -> Linear.
+    """Linear -> ReLU -> Linear, with ``layers - 1`` more Linear -> ReLU in between.
 
     forward calls F.linear on the layers' weights instead of calling the layers: the
     tensors are so small that per-module call overhead is a visible share of a step.
     """
 
-    def __init__(self, n_in: int, hidden: int, n_out: int) -> None:
+    def __init__(self, n_in: int, hidden: int, n_out: int, layers: int = 1) -> None:
         super().__init__()
         self.hidden = nn.Linear(n_in, hidden)
+        # Further hidden layers (extra.0, extra.1, ...) only when layers > 1: the one-layer
+        # model keeps the tutorial's parameter names and initialisation order.
+        self.extra = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(layers - 1))
         self.out = nn.Linear(hidden, n_out)
+        self._layers = [self.hidden, *self.extra, self.out]
 
     def forward(self, inputs: torch.Tensor, *, frozen: bool = False) -> torch.Tensor:
         """With ``frozen`` the weights act as constants: gradients reach the inputs only."""
-        w1, b1, w2, b2 = self.hidden.weight, self.hidden.bias, self.out.weight, self.out.bias
-        if frozen:
-            w1, b1, w2, b2 = w1.detach(), b1.detach(), w2.detach(), b2.detach()
-        return F.linear(F.relu(F.linear(inputs, w1, b1)), w2, b2)
+        h = inputs
+        last = len(self._layers) - 1
+        for i, layer in enumerate(self._layers):
+            w, b = layer.weight, layer.bias
+            if frozen:
+                w, b = w.detach(), b.detach()
+            h = F.linear(h, w, b)
+            if i < last:
+                h = F.relu(h)
+        return h
 
 
 class Generator(_MLP):
     """n_ideas -> hidden -> ReLU -> n_points: an unconstrained curve of n_points values."""
 
-    def __init__(self, n_ideas: int = 5, hidden: int = 128, n_points: int = 15) -> None:
-        super().__init__(n_ideas, hidden, n_points)
+    def __init__(
+        self, n_ideas: int = 5, hidden: int = 128, n_points: int = 15, layers: int = 1
+    ) -> None:
+        super().__init__(n_ideas, hidden, n_points, layers)
 
 
 class Discriminator(_MLP):
@@ -43,18 +55,26 @@ class Discriminator(_MLP):
     softplus, which equal the tutorial's log formulas but never produce -inf or NaN.
     """
 
-    def __init__(self, n_points: int = 15, hidden: int = 128) -> None:
-        super().__init__(n_points, hidden, 1)
+    def __init__(self, n_points: int = 15, hidden: int = 128, layers: int = 1) -> None:
+        super().__init__(n_points, hidden, 1, layers)
 
     def probability(self, curves: torch.Tensor) -> torch.Tensor:
         """The tutorial's D output: probability that each curve is the artist's."""
         return torch.sigmoid(self(curves))
 
 
+def generator_for(config: TrainConfig) -> Generator:
+    return Generator(config.n_ideas, config.hidden, config.n_points, config.g_layers)
+
+
+def discriminator_for(config: TrainConfig) -> Discriminator:
+    return Discriminator(config.n_points, config.d_hidden or config.hidden, config.d_layers)
+
+
 def build_models(config: TrainConfig, seed: int) -> tuple[Generator, Discriminator]:
     """Both networks, initialised from ``seed`` without touching the global RNG."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        g = Generator(config.n_ideas, config.hidden, config.n_points)
-        d = Discriminator(config.n_points, config.hidden)
+        g = generator_for(config)
+        d = discriminator_for(config)
     return g, d

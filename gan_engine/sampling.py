@@ -11,7 +11,7 @@ import torch
 from .checkpoint import Checkpoint
 from .config import MAX_SEED, TrainConfig
 from .data import latent, x_grid
-from .models import Generator
+from .models import generator_for
 
 # Latents are drawn in fixed-size chunks from one seeded stream, so a seed gives the same
 # latents whatever n is (curves then equal to float rounding, and bit-equal for the same n).
@@ -40,7 +40,7 @@ class CurveSampler:
         # Built on the meta device and given the checkpoint's tensors: no throwaway random
         # init, and the caller's global RNG is left as it was.
         with torch.device("meta"):
-            g = Generator(cfg.n_ideas, cfg.hidden, cfg.n_points)
+            g = generator_for(cfg)
         prefix = ckpt.generator_prefix
         g.load_state_dict(
             {k[len(prefix) :]: v for k, v in ckpt.tensors.items() if k.startswith(prefix)},

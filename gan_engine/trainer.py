@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .checkpoint import ADAM_KEYS, Checkpoint, CheckpointError
 from .config import MAX_SEED, TrainConfig
-from .data import artist_works, latent, x_grid
+from .data import artist_works, eval_latent, latent, x_grid
 from .metrics import EVAL_SAMPLES, curve_quality
 from .models import build_models
 from .sampling import CurveSampler
@@ -98,9 +98,10 @@ class Trainer:
             self.d.parameters(), lr=config.lr_d, betas=config.betas, fused=True
         )
         self.rng = torch.Generator().manual_seed(derive_seed(config.seed, "train"))
-        # A fixed evaluation batch drawn from its own stream: evaluating never moves training's.
-        eval_rng = torch.Generator().manual_seed(derive_seed(config.seed, "eval"))
-        self.eval_z = latent(EVAL_SAMPLES, config.n_ideas, config.latent, eval_rng)
+        # A fixed evaluation batch from its own seed: evaluating never moves training's stream.
+        self.eval_z = eval_latent(
+            EVAL_SAMPLES, config.n_ideas, config.latent, derive_seed(config.seed, "eval")
+        )
         b = config.batch_size
         self._d_targets = torch.cat([torch.ones(b, 1), torch.zeros(b, 1)])
         self.step_count = 0
@@ -143,7 +144,11 @@ class Trainer:
         self.opt_d.step()
         if self.g_ema is not None:
             with torch.no_grad():
-                torch._foreach_lerp_(list(self.g_ema.parameters()), self._g_params, 1.0 - cfg.g_ema)
+                decay = cfg.g_ema
+                if cfg.ema_warmup:
+                    # From the step count alone: a resumed run needs no extra state.
+                    decay = min(decay, (1.0 + self.step_count) / (10.0 + self.step_count))
+                torch._foreach_lerp_(list(self.g_ema.parameters()), self._g_params, 1.0 - decay)
 
         self.step_count += 1
         stats = (d_loss.detach(), g_loss.detach(), logits[:b].detach())

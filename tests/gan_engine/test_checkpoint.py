@@ -19,8 +19,10 @@ from gan_engine import (
     FORMAT_VERSION,
     Checkpoint,
     CheckpointError,
+    CurveSampler,
     TrainConfig,
     Trainer,
+    checkpoint_from_bytes,
     load_checkpoint,
 )
 from gan_engine.checkpoint import FORMAT, expected_layout
@@ -140,6 +142,27 @@ def test_ema_checkpoint_holds_g_ema_tensors(tmp_path: Path, ema_ckpt: Checkpoint
     resumed = Trainer.from_checkpoint(back)
     assert resumed.g_ema is not None
     assert torch.equal(resumed.g_ema.out.weight, back.tensors["g_ema.out.weight"])
+
+
+def test_deeper_and_wider_models_round_trip_and_sample(tmp_path: Path) -> None:
+    deep = trained(g_layers=3, d_layers=2, hidden=16, d_hidden=24, g_ema=0.9).checkpoint()
+    path = tmp_path / "deep.safetensors"
+    deep.save(path)
+    back = load_checkpoint(path)
+    assert_same(back, deep)
+    assert back.tensors["g.extra.1.weight"].shape == (16, 16)
+    assert back.tensors["d.extra.0.weight"].shape == (24, 24)
+    assert back.tensors["d.hidden.weight"].shape == (24, 15)
+    assert set(expected_layout(back.config)) == set(back.tensors)
+    curves = CurveSampler.from_checkpoint(back).sample(4, seed=1).curves
+    assert curves.shape == (4, 15)
+    # A shallower config cannot take these tensors.
+    with pytest.raises(CheckpointError, match="has tensors the config does not"):
+        checkpoint_from_bytes_with(back, g_layers=2)
+
+
+def checkpoint_from_bytes_with(ckpt: Checkpoint, **changes: object) -> Checkpoint:
+    return checkpoint_from_bytes(replace(ckpt, config=ckpt.config.replace(**changes)).to_bytes())
 
 
 def test_from_checkpoint_resumes_where_it_stopped(tmp_path: Path) -> None:

@@ -109,6 +109,11 @@ INT_RANGES = {
         ("g_ema", 1.0, "g_ema", "[0, 1)"),
         ("g_ema", -0.1, "g_ema", "[0, 1)"),
         ("g_ema", math.nan, "g_ema", "[0, 1)"),
+        # architecture: depth and D's width
+        ("g_layers", 0, "g_layers", "[1, 8]"),
+        ("d_layers", 9, "d_layers", "[1, 8]"),
+        ("d_hidden", -1, "d_hidden", "[0, 8192]"),
+        ("ema_warmup", 1, "ema_warmup", "true or false"),
     ],
 )
 def test_invalid_values_name_field_and_range(

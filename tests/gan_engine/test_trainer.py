@@ -13,6 +13,8 @@ import torch.nn.functional as F
 
 from gan_engine import (
     Checkpoint,
+    Discriminator,
+    Generator,
     LogRecord,
     TrainConfig,
     Trainer,
@@ -216,3 +218,37 @@ def test_tutorial_config_converges_in_10000_steps() -> None:
     assert abs(r.d_score - (-2 * math.log(2))) <= 0.06, r
     assert r.w1_a < 0.07, r
     assert r.in_band > 0.85, r
+
+
+def test_one_layer_models_keep_the_tutorials_parameters_and_depth_adds_layers() -> None:
+    # Depth is opt-in: the tutorial's models keep their names, shapes and initialisation.
+    g, d = Generator(5, 8, 15), Discriminator(15, 8)
+    assert set(g.state_dict()) == {"hidden.weight", "hidden.bias", "out.weight", "out.bias"}
+    assert set(d.state_dict()) == set(g.state_dict())
+    deep = Generator(5, 8, 15, layers=3)
+    assert [k for k in deep.state_dict() if k.startswith("extra.")] == [
+        "extra.0.weight",
+        "extra.0.bias",
+        "extra.1.weight",
+        "extra.1.bias",
+    ]
+    z = torch.randn(4, 5)
+    h = z
+    for layer in (deep.hidden, *deep.extra):
+        h = torch.relu(layer(h))
+    torch.testing.assert_close(deep(z), deep.out(h))
+
+
+def test_ema_warmup_follows_g_closely_at_first() -> None:
+    # With warmup the first updates use decay (1 + step) / (10 + step), not 0.999.
+    plain = Trainer(small(g_ema=0.999, steps=5))
+    warm = Trainer(small(g_ema=0.999, steps=5, ema_warmup=True))
+    for t in (plain, warm):
+        for _ in range(5):
+            t.step()
+    assert torch.equal(plain.g.out.weight, warm.g.out.weight)  # training itself is untouched
+    lag = {
+        name: (t.g_ema.out.weight - t.g.out.weight).abs().mean().item()  # type: ignore[union-attr]
+        for name, t in (("plain", plain), ("warm", warm))
+    }
+    assert lag["warm"] < lag["plain"] / 2, lag
