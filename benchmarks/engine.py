@@ -86,7 +86,7 @@ def main() -> None:
     print(f"  engine                      {e:9.0f} steps/s   ratio {e / r:.2f}x")
     print(
         f"  engine + metrics every {cfg.log_every} {el:6.0f} steps/s   ratio {el / r:.2f}x"
-        "  (2 000-curve quality eval per log)"
+        "  (2 048-curve quality eval per log)"
     )
     sampler = Trainer(cfg.replace(seed=0)).sampler()
     sampler.sample(10_000, seed=0)

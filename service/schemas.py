@@ -29,8 +29,8 @@ class JobCreate(BaseModel):
     config: dict[str, Any] | None = Field(
         None,
         description="engine config fields, all optional (tutorial defaults): batch_size, "
-        "lr_g, lr_d, betas, n_ideas, n_points, hidden, steps, seed, loss, latent, g_ema, "
-        "lr_schedule, log_every, checkpoint_every",
+        "lr_g, lr_d, betas, n_ideas, n_points, hidden, d_hidden, g_layers, d_layers, steps, "
+        "seed, loss, latent, g_ema, ema_warmup, lr_schedule, log_every, checkpoint_every",
     )
     resume_from: str | None = Field(None, description="checkpoint id to continue from")
     preset: str | None = Field(
