@@ -39,8 +39,8 @@ class JobService:
             raise NotFound(f"no job with id {job_id!r}")
         return job
 
-    def _config_for(self, body: JobCreate) -> tuple[dict[str, Any], int]:
-        """The complete config (with a concrete seed) and the step the job starts at."""
+    def _config_for(self, body: JobCreate) -> tuple[TrainConfig, int]:
+        """The complete config (seed None when not asked for) and the step the job starts at."""
         requested = body.config or {}
         if "preset" in requested:
             raise Invalid("config.preset", "a preset is named beside config, not in it")
@@ -52,9 +52,7 @@ class JobService:
                 config = TrainConfig.from_preset(preset, **requested)
             except ConfigError as exc:
                 raise _config_error(exc) from None
-            if config.seed is None:
-                config = config.replace(seed=secrets.randbits(63))
-            return config.to_dict(), 0
+            return config, 0
         if body.preset is not None:
             raise Invalid("preset", "cannot be given with resume_from: the job keeps its recipe")
         ckpt = self.store.get_checkpoint(body.resume_from)
@@ -77,21 +75,30 @@ class JobService:
                 "config.steps",
                 f"must be greater than the checkpoint's step {ckpt['step']}, got {config.steps}",
             )
-        return config.to_dict(), ckpt["step"]
+        return config, ckpt["step"]
 
     def create(self, body: JobCreate, idempotency_key: str | None) -> tuple[dict[str, Any], bool]:
+        if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
+            raise Invalid("Idempotency-Key", "must be 1 to 200 characters long")
+        config, start_step = self._config_for(body)
         request_hash = None
         if idempotency_key is not None:
-            if not 1 <= len(idempotency_key) <= 200:
-                raise Invalid("Idempotency-Key", "must be 1 to 200 characters long")
-            canonical = json.dumps(body.model_dump(), sort_keys=True, separators=(",", ":"))
+            # The request's meaning, not its spelling: {}, {"preset": "tutorial"} and the
+            # tutorial's fields written out are one job; a random seed is not part of it.
+            meaning = {
+                "name": body.name,
+                "resume_from": body.resume_from,
+                "config": config.to_dict(),
+            }
+            canonical = json.dumps(meaning, sort_keys=True, separators=(",", ":"))
             request_hash = hashlib.sha256(canonical.encode()).hexdigest()
-        config, start_step = self._config_for(body)
+        if config.seed is None:
+            config = config.replace(seed=secrets.randbits(63))
         try:
             job, created = self.store.create_job(
                 job_id=new_id("job"),
                 name=body.name,
-                config=config,
+                config=config.to_dict(),
                 step=start_step,
                 resumed_from=body.resume_from,
                 idempotency_key=idempotency_key,

@@ -430,6 +430,32 @@ class TestWhileTheOnlySlotIsTaken:
         assert len(_jobs_named(c, name)) == 1
         assert _jobs_named(c, name + "x") == []
 
+    def test_idempotency_key_matches_the_request_meaning_not_its_spelling(
+        self, blocked: httpx.Client
+    ) -> None:
+        c = blocked
+        name = f"idem-{uuid.uuid4().hex[:8]}"
+        key = {"Idempotency-Key": uuid.uuid4().hex}
+        r1 = c.post("/v1/jobs", json={"name": name}, headers=key)
+        assert r1.status_code == 202, r1.text
+        cancel_quietly(c, r1.json()["id"])
+        same = [
+            {"name": name, "preset": "tutorial"},
+            {"name": name, "config": {}},
+            {"name": name, "config": {"steps": 10_000, "lr_g": 1e-4}, "resume_from": None},
+        ]
+        for body in same:
+            r = c.post("/v1/jobs", json=body, headers=key)
+            assert r.status_code in (200, 202), f"{body} -> {r.status_code} {r.text}"
+            assert r.json()["id"] == r1.json()["id"], body
+        # Another meaning under the same key is still refused: another preset, another seed.
+        for body in (
+            {"name": name, "preset": "recommended"},
+            {"name": name, "config": {"seed": 1}},
+        ):
+            assert_error(c.post("/v1/jobs", json=body, headers=key), 409, "conflict")
+        assert len(_jobs_named(c, name)) == 1
+
     def test_delete_or_checkpoint_queued_job_is_409_cancel_is_immediate(
         self, blocked: httpx.Client
     ) -> None:
