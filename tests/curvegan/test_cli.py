@@ -168,6 +168,20 @@ def test_train_wait_prints_the_id_then_progress_and_the_final_state(trained: Tra
     assert "\r" not in r.stderr  # no in-place bar when stderr is not a terminal
 
 
+def test_train_with_a_preset_runs_its_recipe_with_overrides(cli: Callable[..., Run]) -> None:
+    r = ok(cli("train", "--preset", "recommended", "--steps", "200", "--seed", "3", "--wait"))
+    job = json.loads(ok(cli("jobs", "show", r.stdout.splitlines()[0])).stdout)
+    assert job["state"] == "succeeded", job
+    cfg = job["config"]
+    assert (cfg["steps"], cfg["seed"]) == (200, 3)  # the flags win over the preset
+    assert (cfg["latent"], cfg["g_layers"], cfg["d_layers"], cfg["d_hidden"]) == (
+        "uniform",
+        2,
+        2,
+        96,
+    )
+
+
 def test_jobs_list_shows_the_job_in_a_table_and_as_json(
     cli: Callable[..., Run], trained: Trained
 ) -> None:
@@ -431,6 +445,7 @@ USAGE = [  # (args, what stderr says): a usage error -> exit 2, nothing on stdou
     (["jobs", "frobnicate"], "invalid choice"),
     (["jobs", "list", "--limit", "0"], "limit"),
     (["train", "--set", "bad"], "key=value"),
+    (["train", "--preset", "bogus"], "preset: must be one of tutorial, recommended"),
     (["train", "--steps", "many"], "invalid int value"),
     (["checkpoints", "upload", "/no/such/file.safetensors"], "no checkpoint file"),
 ]

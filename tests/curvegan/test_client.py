@@ -363,6 +363,18 @@ def test_validation_error_names_the_field_and_the_range(api: Client, trained: Tr
     assert info.value.field == "n" and "100000" in info.value.message
 
 
+def test_create_job_with_a_preset(api: Client) -> None:
+    job = api.create_job({"steps": 100, "seed": 2}, name="preset", preset="recommended")
+    assert job.config["lr_schedule"] == "linear" and job.config["batch_size"] == 128
+    assert (job.config["steps"], job.config["seed"]) == (100, 2)
+    assert api.wait(job.id, timeout=60).state == "succeeded"
+    before = api.list_jobs().total
+    with pytest.raises(ValidationError) as info:
+        api.create_job(preset="fast")
+    assert info.value.field == "preset" and "recommended" in info.value.message
+    assert api.list_jobs().total == before
+
+
 def test_cancelling_a_finished_job_is_a_conflict(api: Client, trained: Trained) -> None:
     with pytest.raises(ConflictError) as info:
         api.cancel_job(trained.created.id)
