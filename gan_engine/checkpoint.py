@@ -23,14 +23,11 @@ import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .config import ConfigError, TrainConfig
+from .config import MAX_CHECKPOINT_BYTES, ConfigError, TrainConfig
 from .models import discriminator_for, generator_for
 
 FORMAT = "curvegan.checkpoint"
 FORMAT_VERSION = 1
-# Tutorial-sized checkpoints are ~90 KB; 64 MiB leaves room for wide models while keeping
-# a hostile file from exhausting memory.
-MAX_CHECKPOINT_BYTES = 64 * 1024 * 1024
 ADAM_KEYS = ("step", "exp_avg", "exp_avg_sq")
 RNG_STATE_BYTES = 5056  # torch.Generator (mt19937) state on CPU
 

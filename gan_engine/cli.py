@@ -1,18 +1,21 @@
 """Command line for the engine: train with live progress, and sample from a checkpoint.
 
-python -m gan_engine train [--steps N] [--seed S] [--out DIR] [--resume FILE]
+python -m gan_engine train [--preset P] [--steps N] [--seed S] [--set KEY=VALUE] [--out DIR]
+                         [--resume FILE]
 python -m gan_engine sample CHECKPOINT [-n N] [--seed S] [--format json|csv|npy] [-o FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -22,8 +25,21 @@ from .sampling import CurveSampler
 from .trainer import LogRecord, Trainer, TrainingDiverged
 
 
+def _key_value(text: str) -> tuple[str, Any]:
+    """``--set lr_g=3e-4``: the value as JSON where it parses (numbers, lists, true), else
+    the bare word (``--set loss=non_saturating``)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"takes key=value, got {text!r}")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
 def _train(args: argparse.Namespace) -> int:
-    overrides = {
+    overrides: dict[str, Any] = dict(args.set or [])
+    overrides |= {
         k: v
         for k, v in {
             "steps": args.steps,
@@ -98,29 +114,40 @@ def _train(args: argparse.Namespace) -> int:
 def _sample(args: argparse.Namespace) -> int:
     try:
         sampler = CurveSampler.from_checkpoint(load_checkpoint(args.checkpoint))
+        if args.n < 1:
+            raise ValueError(f"-n must be at least 1, got {args.n}")
         out = sampler.sample(args.n, seed=args.seed)
-    except (CheckpointError, ValueError) as exc:
+    except (CheckpointError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.format == "npy":
-        if not args.output:
-            print("error: --format npy needs -o FILE", file=sys.stderr)
-            return 2
-        np.save(args.output, out.curves)
-        return 0
-    stream = open(args.output, "w") if args.output else sys.stdout  # noqa: SIM115
+    if args.format == "npy" and not args.output:
+        print("error: --format npy needs -o FILE", file=sys.stderr)
+        return 2
     try:
-        if args.format == "json":
-            json.dump(
-                {"x": out.x.tolist(), "curves": out.curves.tolist(), "seed": out.seed}, stream
-            )
-            stream.write("\n")
+        if args.format == "npy":
+            with open(args.output, "wb") as fh:  # np.save(name) would append .npy to it
+                np.save(fh, out.curves, allow_pickle=False)
         else:
-            np.savetxt(stream, out.curves, delimiter=",", fmt="%.6g")
-    finally:
-        if stream is not sys.stdout:
-            stream.close()
+            with contextlib.ExitStack() as stack:
+                stream = stack.enter_context(open(args.output, "w")) if args.output else sys.stdout
+                _write_text(stream, args.format, out.x, out.curves, out.seed)
+    except OSError as exc:
+        print(f"error: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    if out.seed is not None:
+        print(f"seed {out.seed}", file=sys.stderr)
     return 0
+
+
+def _write_text(
+    stream: TextIO, fmt: str, x: np.ndarray, curves: np.ndarray, seed: int | None
+) -> None:
+    if fmt == "json":
+        json.dump({"x": x.tolist(), "curves": curves.tolist(), "seed": seed}, stream)
+        stream.write("\n")
+    else:  # csv: a header row y0..y14, then one curve per row
+        header = ",".join(f"y{i}" for i in range(curves.shape[1]))
+        np.savetxt(stream, curves, delimiter=",", fmt="%.9g", header=header, comments="")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,6 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--g-ema", type=float, dest="g_ema")
     train.add_argument("--log-every", type=int, dest="log_every")
     train.add_argument("--checkpoint-every", type=int, dest="checkpoint_every")
+    train.add_argument(
+        "--set",
+        action="append",
+        type=_key_value,
+        metavar="KEY=VALUE",
+        help="any config field, e.g. --set lr_g=3e-4 --set g_layers=2 (repeatable)",
+    )
     train.add_argument("--out", default="checkpoints", help="directory for checkpoints")
     train.add_argument("--resume", help="checkpoint file to continue from")
     train.set_defaults(func=_train)

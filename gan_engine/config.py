@@ -17,6 +17,15 @@ LATENTS: tuple[str, ...] = ("normal", "uniform")
 LR_SCHEDULES: tuple[str, ...] = ("constant", "linear")
 LrScheduleName = Literal["constant", "linear"]
 MAX_SEED = 2**63 - 1
+# Tutorial-sized checkpoints are ~90 KB; 64 MiB leaves room for wide models while keeping
+# a hostile file from exhausting memory. Configs are held to it (see model_floats), so every
+# run's checkpoints can be loaded again to resume or sample.
+MAX_CHECKPOINT_BYTES = 64 * 1024 * 1024
+# Room in MAX_CHECKPOINT_BYTES for the header, the RNG state and the Adam step counters.
+_CHECKPOINT_OVERHEAD_BYTES = 1024 * 1024
+# The largest activation a training step may hold: batch rows (twice that in D's step) times
+# the widest layer. Larger ones would take gigabytes and can take the machine down with them.
+MAX_ACTIVATION_FLOATS = 2**26  # 256 MiB of float32
 
 # The quality study's recipe (benchmarks/quality.py; why each value: README, "Results").
 RECOMMENDED: dict[str, Any] = {
@@ -35,6 +44,17 @@ RECOMMENDED: dict[str, Any] = {
     "d_layers": 2,  # a deeper D sees the band's edges: in_band ~0.988 -> ~0.994
     "steps": 6_000,
 }
+
+
+def model_floats(config: TrainConfig) -> tuple[int, int]:
+    """The number of parameters of G and of D that ``config`` builds (see models.py)."""
+
+    def mlp(n_in: int, width: int, n_out: int, layers: int) -> int:
+        return (n_in + 1) * width + (layers - 1) * (width + 1) * width + (width + 1) * n_out
+
+    g = mlp(config.n_ideas, config.hidden, config.n_points, config.g_layers)
+    d = mlp(config.n_points, config.d_hidden or config.hidden, 1, config.d_layers)
+    return g, d
 
 
 class ConfigError(ValueError):
@@ -145,6 +165,35 @@ class TrainConfig:
         _int_range("checkpoint_every", self.checkpoint_every, 0, 10_000_000)
         for name in ("lr_g", "lr_d", "g_ema"):
             object.__setattr__(self, name, float(getattr(self, name)))
+        self._check_size()
+
+    def _check_size(self) -> None:
+        """Refuses models whose checkpoint or activations would be too large, naming the
+        width that sizes them (the layer counts and sizes are each in range on their own)."""
+        g_floats, d_floats = model_floats(self)
+        d_width = self.d_hidden or self.hidden
+        field = "d_hidden" if self.d_hidden and d_floats > g_floats else "hidden"
+        sizing = "hidden, d_hidden, g_layers, d_layers, n_ideas and n_points"
+        # G, D, the EMA copy of G and both models' two Adam moments, as float32.
+        floats = 3 * (g_floats + d_floats) + (g_floats if self.g_ema > 0 else 0)
+        limit = (MAX_CHECKPOINT_BYTES - _CHECKPOINT_OVERHEAD_BYTES) // 4
+        if floats > limit:
+            raise ConfigError(
+                field,
+                f"the models would have {g_floats + d_floats:,} parameters and their "
+                f"checkpoint {floats * 4 / 2**20:,.0f} MiB; checkpoints are limited to "
+                f"{MAX_CHECKPOINT_BYTES // 2**20} MiB (about {limit // 3:,} parameters): "
+                f"lower {sizing}",
+            )
+        widest = max(self.hidden, d_width, self.n_points, self.n_ideas)
+        rows = 2 * self.batch_size  # D's step sees the real and the fake batch together
+        if rows * widest > MAX_ACTIVATION_FLOATS:
+            raise ConfigError(
+                "batch_size",
+                f"2 x batch_size x the widest layer ({widest}) must be at most "
+                f"{MAX_ACTIVATION_FLOATS:,} (a 256 MiB activation), got {rows * widest:,}: "
+                "lower batch_size or the widths",
+            )
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

@@ -8,8 +8,9 @@ import math
 
 import pytest
 
-from gan_engine import ConfigError, TrainConfig
-from gan_engine.config import MAX_SEED
+from gan_engine import ConfigError, TrainConfig, Trainer, checkpoint_from_bytes
+from gan_engine.config import MAX_CHECKPOINT_BYTES, MAX_SEED, model_floats
+from gan_engine.models import build_models
 
 
 def test_defaults_are_the_tutorials() -> None:
@@ -145,7 +146,9 @@ def test_non_numbers_for_float_fields_are_refused(field: str, value: object) -> 
         {"betas": (0.999999, 0.5)},
         {"g_ema": 0.999999},
         {"steps": 1, "batch_size": 1, "n_ideas": 1, "n_points": 2, "hidden": 1},
-        {"steps": 10_000_000, "batch_size": 65_536, "hidden": 8_192},
+        {"steps": 10_000_000, "batch_size": 65_536},
+        {"hidden": 8_192, "d_hidden": 8_192},
+        {"hidden": 512, "g_layers": 8, "d_layers": 8},
         {"seed": 0},
         {"seed": MAX_SEED},
         {"checkpoint_every": 0, "log_every": 1},
@@ -228,3 +231,67 @@ def test_huge_integers_for_float_fields_raise_config_error(field: str) -> None:
     with pytest.raises(ConfigError) as info:
         TrainConfig.from_dict(json.loads(f'{{"{field}": 1{"0" * 400}}}'))
     assert info.value.field == field
+
+
+# ----------------------------------------------------------------------------- model size
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"hidden": 7, "d_hidden": 3, "g_layers": 3, "d_layers": 2, "n_ideas": 2, "n_points": 4},
+        {"hidden": 64, "d_hidden": 96, "g_layers": 2, "d_layers": 2},
+    ],
+)
+def test_model_floats_counts_the_models_parameters(changes: dict[str, int]) -> None:
+    config = TrainConfig(**changes)  # type: ignore[arg-type]
+    g, d = build_models(config, 0)
+    assert model_floats(config) == (
+        sum(p.numel() for p in g.parameters()),
+        sum(p.numel() for p in d.parameters()),
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"hidden": 2_048, "g_layers": 2, "d_layers": 2}, "hidden"),
+        ({"n_ideas": 1_024, "n_points": 1_024, "hidden": 8_192}, "hidden"),
+        ({"hidden": 64, "d_hidden": 4_096, "d_layers": 3}, "d_hidden"),
+    ],
+)
+def test_models_whose_checkpoint_would_not_load_are_refused(
+    changes: dict[str, int], field: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(**changes)  # type: ignore[arg-type]
+    assert info.value.field == field
+    assert "checkpoints are limited to 64 MiB" in info.value.message
+    assert "lower hidden, d_hidden, g_layers, d_layers" in info.value.message
+
+
+def test_the_largest_allowed_models_checkpoint_loads() -> None:
+    # The widest deep config the limit admits, with the EMA copy on: its real checkpoint,
+    # the largest any run can write, must load again under the same limit.
+    def config(width: int) -> TrainConfig:
+        return TrainConfig(hidden=width, g_layers=2, d_layers=2, g_ema=0.9, steps=1, seed=0)
+
+    width = 1_000
+    while True:
+        try:
+            config(width + 1)
+        except ConfigError:
+            break
+        width += 1
+    trainer = Trainer(config(width))
+    trainer.step()
+    data = trainer.checkpoint().to_bytes()
+    assert MAX_CHECKPOINT_BYTES * 0.9 < len(data) <= MAX_CHECKPOINT_BYTES
+    assert checkpoint_from_bytes(data).step == 1
+
+
+def test_activations_too_large_for_memory_are_refused() -> None:
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(batch_size=65_536, hidden=1_024)
+    assert info.value.field == "batch_size"
+    assert "67,108,864" in info.value.message and "134,217,728" in info.value.message
+    TrainConfig(batch_size=32_768, hidden=1_024)  # exactly at the limit

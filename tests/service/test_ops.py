@@ -197,6 +197,16 @@ BAD_JOBS: dict[str, tuple[object, str, str | None]] = {
     "loss_bogus": ({"config": {"loss": "bogus"}}, "loss", "minimax"),
     "latent_bogus": ({"config": {"latent": "cauchy"}}, "latent", "normal"),
     "config_unknown_field": ({"config": {"stepz": 10}}, "stepz", None),
+    "models_too_large": (
+        {"config": {"hidden": 4_096, "g_layers": 2}},
+        "config.hidden",
+        "limited to 64 MiB",
+    ),
+    "activations_too_large": (
+        {"preset": "recommended", "config": {"batch_size": 65_536, "d_hidden": 1_024}},
+        "config.batch_size",
+        "67,108,864",
+    ),
     "config_not_object": ({"config": [1, 2]}, "config", None),
     "body_list": ([{"config": {"steps": 10}}], "body", None),
     "body_string": ("train please", "body", None),
