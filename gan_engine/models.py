@@ -9,7 +9,7 @@ from torch import nn
 from .config import TrainConfig
 
 
-class _MLP(nn.Module):
+class MLP(nn.Module):
     """Linear -> ReLU -> Linear, with ``layers - 1`` more Linear -> ReLU in between.
 
     forward calls F.linear on the layers' weights instead of calling the layers: the
@@ -38,8 +38,27 @@ class _MLP(nn.Module):
                 h = F.relu(h)
         return h
 
+    def scratch(self, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two (rows, width) buffers for ``forward_into``'s hidden activations."""
+        width = self.hidden.out_features
+        return torch.empty(rows, width), torch.empty(rows, width)
 
-class Generator(_MLP):
+    def forward_into(
+        self, inputs: torch.Tensor, out: torch.Tensor, scratch: tuple[torch.Tensor, torch.Tensor]
+    ) -> None:
+        """forward(inputs) written into ``out`` (rows, n_out), with the hidden activations in
+        ``scratch``: nothing is allocated per call, so chunked inference holds a fixed
+        working set whatever the allocator does with freed blocks. Same kernels as forward."""
+        rows = inputs.shape[0]
+        h = inputs
+        for i, layer in enumerate(self._layers[:-1]):
+            buf = scratch[i % 2][:rows]
+            torch.addmm(layer.bias, h, layer.weight.t(), out=buf)
+            h = torch.relu_(buf)
+        torch.addmm(self.out.bias, h, self.out.weight.t(), out=out)
+
+
+class Generator(MLP):
     """n_ideas -> hidden -> ReLU -> n_points: an unconstrained curve of n_points values."""
 
     def __init__(
@@ -48,7 +67,7 @@ class Generator(_MLP):
         super().__init__(n_ideas, hidden, n_points, layers)
 
 
-class Discriminator(_MLP):
+class Discriminator(MLP):
     """n_points -> hidden -> ReLU -> 1 logit.
 
     The tutorial ends in a sigmoid; we return the logit so losses can use logsigmoid and

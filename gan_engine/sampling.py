@@ -11,7 +11,7 @@ import torch
 from .checkpoint import Checkpoint
 from .config import MAX_SEED, TrainConfig
 from .data import latent, x_grid
-from .models import generator_for
+from .models import MLP, generator_for
 
 # Latents are drawn in fixed-size chunks from one seeded stream, so a seed gives the same
 # latents whatever n is (curves then equal to float rounding, and bit-equal for the same n).
@@ -76,11 +76,16 @@ class CurveSampler:
         out_t = torch.from_numpy(out)
         rng = torch.Generator().manual_seed(seed) if seed is not None else None
         with torch.inference_mode():
+            # Hidden activations go to buffers made once per call and reused by every chunk.
+            scratch = self.g.scratch(min(n, CHUNK)) if isinstance(self.g, MLP) else None
             for start in range(0, n, CHUNK):
                 stop = min(start + CHUNK, n)
                 if z is None:
                     chunk_z = latent(CHUNK, cfg.n_ideas, cfg.latent, rng)[: stop - start]
                 else:
                     chunk_z = zt[start:stop]
-                out_t[start:stop] = self.g(chunk_z)
+                if scratch is not None:
+                    self.g.forward_into(chunk_z, out_t[start:stop], scratch)
+                else:
+                    out_t[start:stop] = self.g(chunk_z)
         return Samples(x=self.x.copy(), curves=out, seed=seed)

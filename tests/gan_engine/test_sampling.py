@@ -14,6 +14,7 @@ import torch
 
 from gan_engine import CurveSampler, TrainConfig, Trainer, load_checkpoint
 from gan_engine.data import latent
+from gan_engine.models import Generator
 from gan_engine.sampling import CHUNK
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -223,8 +224,10 @@ def test_a_million_curves_in_bounded_memory(ckpt_path: Path, sampler: CurveSampl
     assert report["shape"] == [1_000_000, 15]
     assert report["dtype"] == "float32"
     assert report["finite"]
-    # The output alone is 57 MiB; materialising every hidden activation at once would add 490.
-    assert report["growth_mib"] < 300, report
+    # The output is 57 MiB and the two scratch buffers 16 MiB; materialising every hidden
+    # activation at once would add 490. (Allocating a chunk's activations afresh each time
+    # once measured 470 here under load: freed blocks are not always reused.)
+    assert report["growth_mib"] < 120, report
     # The same seed in another process gives the same curves.
     here = sampler.sample(3, seed=0).curves
     np.testing.assert_allclose(
@@ -242,3 +245,17 @@ def test_loading_leaves_the_global_rng_alone(ckpt_path: Path) -> None:
     CurveSampler.from_checkpoint(ckpt)
     load_checkpoint(ckpt_path)
     assert torch.equal(torch.rand(4), expected)
+
+
+@pytest.mark.parametrize("layers", [1, 3])
+def test_forward_into_matches_forward_exactly(layers: int) -> None:
+    # Sampling writes through forward_into; it must be the same arithmetic as training's
+    # forward, for full and partial chunks, so curves never depend on the path.
+    g = Generator(5, 16, 15, layers)
+    scratch = g.scratch(64)
+    for rows in (64, 7):
+        z = torch.randn(rows, 5, generator=torch.Generator().manual_seed(rows))
+        out = torch.empty(rows, 15)
+        with torch.inference_mode():
+            g.forward_into(z, out, scratch)
+            assert torch.equal(out, g(z))
