@@ -38,10 +38,13 @@ class MLP(nn.Module):
                 h = F.relu(h)
         return h
 
+    @property
+    def width(self) -> int:
+        return self.hidden.out_features
+
     def scratch(self, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Two (rows, width) buffers for ``forward_into``'s hidden activations."""
-        width = self.hidden.out_features
-        return torch.empty(rows, width), torch.empty(rows, width)
+        return torch.empty(rows, self.width), torch.empty(rows, self.width)
 
     def forward_into(
         self, inputs: torch.Tensor, out: torch.Tensor, scratch: tuple[torch.Tensor, torch.Tensor]

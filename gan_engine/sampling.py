@@ -15,8 +15,10 @@ from .models import MLP, generator_for
 
 # Latents are drawn in fixed-size chunks from one seeded stream, so a seed gives the same
 # latents whatever n is (curves then equal to float rounding, and bit-equal for the same n).
-# 16 384 curves a chunk keep the working set near 10 MB.
 CHUNK = 16_384
+# Each of the two hidden-activation buffers holds at most this many floats (8 MiB): a wide
+# generator runs a chunk in slices of fewer rows instead of growing the working set.
+SCRATCH_FLOATS = 2**21
 
 
 @dataclass(frozen=True)
@@ -76,16 +78,22 @@ class CurveSampler:
         out_t = torch.from_numpy(out)
         rng = torch.Generator().manual_seed(seed) if seed is not None else None
         with torch.inference_mode():
-            # Hidden activations go to buffers made once per call and reused by every chunk.
-            scratch = self.g.scratch(min(n, CHUNK)) if isinstance(self.g, MLP) else None
+            # Hidden activations go to buffers made once per call and reused by every slice.
+            rows = CHUNK
+            scratch = None
+            if isinstance(self.g, MLP):
+                rows = max(1, min(CHUNK, SCRATCH_FLOATS // self.g.width))
+                scratch = self.g.scratch(min(n, rows))
             for start in range(0, n, CHUNK):
                 stop = min(start + CHUNK, n)
                 if z is None:
                     chunk_z = latent(CHUNK, cfg.n_ideas, cfg.latent, rng)[: stop - start]
                 else:
                     chunk_z = zt[start:stop]
-                if scratch is not None:
-                    self.g.forward_into(chunk_z, out_t[start:stop], scratch)
-                else:
-                    out_t[start:stop] = self.g(chunk_z)
+                for lo in range(0, stop - start, rows):
+                    hi = min(lo + rows, stop - start)
+                    if scratch is not None:
+                        self.g.forward_into(chunk_z[lo:hi], out_t[start + lo : start + hi], scratch)
+                    else:
+                        out_t[start + lo : start + hi] = self.g(chunk_z[lo:hi])
         return Samples(x=self.x.copy(), curves=out, seed=seed)

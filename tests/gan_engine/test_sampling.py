@@ -15,7 +15,7 @@ import torch
 from gan_engine import CurveSampler, TrainConfig, Trainer, load_checkpoint
 from gan_engine.data import latent
 from gan_engine.models import Generator
-from gan_engine.sampling import CHUNK
+from gan_engine.sampling import CHUNK, SCRATCH_FLOATS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -259,3 +259,12 @@ def test_forward_into_matches_forward_exactly(layers: int) -> None:
         with torch.inference_mode():
             g.forward_into(z, out, scratch)
             assert torch.equal(out, g(z))
+
+
+def test_a_wide_generator_samples_in_slices_with_the_same_curves() -> None:
+    # hidden 4096: a chunk runs in slices of SCRATCH_FLOATS // 4096 = 512 rows.
+    s = CurveSampler.from_checkpoint(trainer(hidden=4_096).checkpoint())
+    rows = SCRATCH_FLOATS // 4_096
+    n = 2 * rows + 3
+    z = latent(CHUNK, 5, "normal", torch.Generator().manual_seed(5))[:n]
+    np.testing.assert_allclose(s.sample(n, seed=5).curves, forward(s, z), rtol=1e-5, atol=1e-6)
