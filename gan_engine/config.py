@@ -31,9 +31,11 @@ MAX_ACTIVATION_FLOATS = 2**26  # 256 MiB of float32
 RECOMMENDED: dict[str, Any] = {
     "latent": "uniform",  # bounded ideas: no rare extreme z for G to map outside the band
     "loss": "non_saturating",  # strong gradients for G while D still wins easily
-    "betas": (0.0, 0.99),  # no momentum: GAN gradients turn quickly
-    "lr_g": 1e-3,
-    "lr_d": 1e-3,
+    # No momentum (GAN gradients turn quickly) and a short memory in the second moment, so
+    # step sizes follow the gradients as they shrink: with beta2 0.99 it needed 6 000 steps.
+    "betas": (0.0, 0.9),
+    "lr_g": 2e-3,
+    "lr_d": 2e-3,
     "lr_schedule": "linear",  # decay to 0 lets the noisy equilibrium settle
     "g_ema": 0.995,  # sample from an average of G's recent weights
     "ema_warmup": True,
@@ -42,7 +44,7 @@ RECOMMENDED: dict[str, Any] = {
     "d_hidden": 96,
     "g_layers": 2,
     "d_layers": 2,  # a deeper D sees the band's edges: in_band ~0.988 -> ~0.994
-    "steps": 6_000,
+    "steps": 4_000,
 }
 
 
@@ -55,6 +57,11 @@ def model_floats(config: TrainConfig) -> tuple[int, int]:
     g = mlp(config.n_ideas, config.hidden, config.n_points, config.g_layers)
     d = mlp(config.n_points, config.d_hidden or config.hidden, 1, config.d_layers)
     return g, d
+
+
+# The recommended recipe, shortened: a larger step settles in 2 500 steps, but the band's
+# edges are the first to suffer: 2 seeds in 25 ended at in_band 0.985-0.986 (README).
+FAST: dict[str, Any] = {**RECOMMENDED, "lr_g": 2.5e-3, "lr_d": 2.5e-3, "steps": 2_500}
 
 
 class ConfigError(ValueError):
@@ -237,9 +244,11 @@ PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     {
         # The tutorial's GAN exactly: TrainConfig's defaults.
         "tutorial": MappingProxyType({}),
-        # Curves indistinguishable from the artist's (w1_a <= 0.01, in_band >= 0.99,
-        # resid <= 0.01) in about half the tutorial's time.
+        # Curves close to indistinguishable from the artist's (w1_a <= 0.01, in_band >= 0.99,
+        # resid <= 0.01) in about 2/3 of the tutorial's time; met on 25 of 25 seeds tried.
         "recommended": MappingProxyType(RECOMMENDED),
+        # The same targets in under half the tutorial's time, on most seeds (23 of 25).
+        "fast": MappingProxyType(FAST),
     }
 )
 

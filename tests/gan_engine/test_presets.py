@@ -1,5 +1,5 @@
-"""Named recipes: "tutorial" is TrainConfig's defaults, "recommended" the recipe of the
-quality study; both are chosen by name and any field can still be overridden."""
+"""Named recipes: "tutorial" is TrainConfig's defaults, "recommended" and "fast" the recipes of
+the quality study; all are chosen by name and any field can still be overridden."""
 
 from __future__ import annotations
 
@@ -33,9 +33,9 @@ def test_fields_override_the_preset() -> None:
     assert cfg.lr_g == PRESETS["recommended"]["lr_g"]
 
 
-@pytest.mark.parametrize("name", ["Recommended", "", "fast", None, 3])
+@pytest.mark.parametrize("name", ["Recommended", "", "fastest", None, 3])
 def test_unknown_presets_are_refused_by_name(name: object) -> None:
-    with pytest.raises(ConfigError, match="tutorial, recommended") as info:
+    with pytest.raises(ConfigError, match="tutorial, recommended, fast") as info:
         TrainConfig.from_dict({"preset": name})
     assert info.value.field == "preset"
 
@@ -59,10 +59,20 @@ def test_recommended_generator_is_still_an_unconstrained_mlp() -> None:
     assert g.out.out_features == 15 and g.out.bias is not None
 
 
+def test_fast_preset_is_recommended_with_a_shorter_faster_schedule() -> None:
+    fast, rec = TrainConfig.from_preset("fast"), TrainConfig.from_preset("recommended")
+    assert fast.steps < rec.steps and fast.lr_g > rec.lr_g
+    same = {"latent", "loss", "betas", "hidden", "d_hidden", "g_layers", "d_layers", "batch_size"}
+    assert {k: v for k, v in fast.to_dict().items() if k in same} == {
+        k: v for k, v in rec.to_dict().items() if k in same
+    }
+
+
 @pytest.mark.slow
-def test_recommended_preset_meets_the_quality_targets() -> None:
+@pytest.mark.parametrize("preset", ["recommended", "fast"])
+def test_preset_meets_the_quality_targets(preset: str) -> None:
     """The study's claim on one seed: curves close to indistinguishable from the artist's."""
-    result = Trainer(TrainConfig.from_preset("recommended", seed=0)).run()
+    result = Trainer(TrainConfig.from_preset(preset, seed=0)).run()
     r = result.last
     assert r is not None
     assert r.w1_a <= TARGETS["w1_a"], r
