@@ -326,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int)
     train.add_argument("--seed", type=int)
     train.add_argument("--name")
-    train.add_argument("--preset", help="a named recipe, e.g. tutorial or recommended")
+    train.add_argument("--preset", help="a named recipe: tutorial (default), recommended or fast")
     train.add_argument("--resume-from", metavar="CHECKPOINT")
     train.add_argument(
         "--set",

@@ -35,8 +35,9 @@ class JobCreate(BaseModel):
     resume_from: str | None = Field(None, description="checkpoint id to continue from")
     preset: str | None = Field(
         None,
-        description="the named recipe that `config` overrides: tutorial (the default) or "
-        "recommended; not with resume_from (a resumed job keeps its checkpoint's recipe)",
+        description="the named recipe that `config` overrides: tutorial (the default), "
+        "recommended or fast; not with resume_from (a resumed job keeps its checkpoint's "
+        "recipe)",
     )
 
 
