@@ -370,7 +370,7 @@ def test_create_job_with_a_preset(api: Client) -> None:
     assert api.wait(job.id, timeout=60).state == "succeeded"
     before = api.list_jobs().total
     with pytest.raises(ValidationError) as info:
-        api.create_job(preset="fast")
+        api.create_job(preset="fastest")
     assert info.value.field == "preset" and "recommended" in info.value.message
     assert api.list_jobs().total == before
 

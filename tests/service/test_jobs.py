@@ -722,15 +722,16 @@ def test_resume_refuses_changed_fields_and_too_few_steps(
 # ----------------------------------------------------------------------------- presets
 
 
-def test_preset_recommended_gives_its_recipe_with_overrides(
-    mc: httpx.Client, wait_state: Callable[..., dict]
+@pytest.mark.parametrize("preset", ["recommended", "fast"])
+def test_preset_gives_its_recipe_with_overrides(
+    mc: httpx.Client, wait_state: Callable[..., dict], preset: str
 ) -> None:
-    body = {"preset": "recommended", "config": {"steps": 200, "log_every": 100, "seed": 3}}
+    body = {"preset": preset, "config": {"steps": 200, "log_every": 100, "seed": 3}}
     r = mc.post("/v1/jobs", json=body)
     assert r.status_code == 202, r.text
     job = r.json()
     # The job's config is complete: the recipe with the request's fields on top.
-    expected = TrainConfig.from_preset("recommended", steps=200, log_every=100, seed=3)
+    expected = TrainConfig.from_preset(preset, steps=200, log_every=100, seed=3)
     assert job["config"] == expected.to_dict(), job["config"]
     done = wait_state(mc, job["id"], FINAL, timeout=60)
     assert done["state"] == "succeeded" and done["quality"] is not None, done
