@@ -11,7 +11,7 @@ import torch
 from .checkpoint import Checkpoint
 from .config import MAX_SEED, TrainConfig
 from .data import latent, x_grid
-from .models import MLP, generator_for
+from .models import Generator, generator_for
 
 # Latents are drawn in fixed-size chunks from one seeded stream, so a seed gives the same
 # latents whatever n is (curves then equal to float rounding, and bit-equal for the same n).
@@ -31,7 +31,7 @@ class Samples:
 class CurveSampler:
     """Draws curves from one generator; thread-safe for concurrent readers (inference only)."""
 
-    def __init__(self, generator: torch.nn.Module, config: TrainConfig) -> None:
+    def __init__(self, generator: Generator, config: TrainConfig) -> None:
         self.g = generator.eval().requires_grad_(False)
         self.config = config
         self.x = x_grid(config.n_points).numpy()
@@ -79,11 +79,8 @@ class CurveSampler:
         rng = torch.Generator().manual_seed(seed) if seed is not None else None
         with torch.inference_mode():
             # Hidden activations go to buffers made once per call and reused by every slice.
-            rows = CHUNK
-            scratch = None
-            if isinstance(self.g, MLP):
-                rows = max(1, min(CHUNK, SCRATCH_FLOATS // self.g.width))
-                scratch = self.g.scratch(min(n, rows))
+            rows = max(1, min(CHUNK, SCRATCH_FLOATS // self.g.width))
+            scratch = self.g.scratch(min(n, rows))
             for start in range(0, n, CHUNK):
                 stop = min(start + CHUNK, n)
                 if z is None:
@@ -92,8 +89,5 @@ class CurveSampler:
                     chunk_z = zt[start:stop]
                 for lo in range(0, stop - start, rows):
                     hi = min(lo + rows, stop - start)
-                    if scratch is not None:
-                        self.g.forward_into(chunk_z[lo:hi], out_t[start + lo : start + hi], scratch)
-                    else:
-                        out_t[start + lo : start + hi] = self.g(chunk_z[lo:hi])
+                    self.g.forward_into(chunk_z[lo:hi], out_t[start + lo : start + hi], scratch)
         return Samples(x=self.x.copy(), curves=out, seed=seed)

@@ -17,7 +17,7 @@ from .checkpoint import ADAM_KEYS, Checkpoint, CheckpointError
 from .config import MAX_SEED, TrainConfig
 from .data import artist_works, eval_latent, latent, x_grid
 from .metrics import EVAL_SAMPLES, curve_quality
-from .models import build_models
+from .models import Generator, build_models
 from .sampling import CurveSampler
 
 
@@ -230,7 +230,7 @@ class Trainer:
         return record
 
     # ------------------------------------------------------------------ state
-    def sampling_model(self) -> torch.nn.Module:
+    def sampling_model(self) -> Generator:
         return self.g_ema if self.g_ema is not None else self.g
 
     def sampler(self) -> CurveSampler:
