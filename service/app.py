@@ -1,9 +1,8 @@
-"""The app factory: settings, store, storage, executor and routes, wired in a lifespan."""
+"""The app factory: settings, store, storage, runner and routes, wired in a lifespan."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,46 +11,28 @@ from fastapi import Depends, FastAPI
 from .catalog import CheckpointService
 from .deps import Services, require_api_key
 from .errors import install_error_handlers
-from .executor import LocalProcessExecutor
 from .jobs import JobService
 from .routers import checkpoints, jobs, ops
+from .runners import make_runner
 from .settings import Settings
-from .storage import LocalStorage
-from .store import QUEUED, RUNNING, Store
+from .storage import make_storage
+from .store import Store
 from .telemetry import Telemetry, TelemetryMiddleware
-
-log = logging.getLogger("curvegan")
-
-
-def _recover(store: Store) -> list[str]:
-    """Jobs left running by a server that died go back to the queue; their worker resumes
-    from the latest checkpoint (exact resume makes the result the same as uninterrupted)."""
-    recovered = []
-    for job_id in store.job_ids_in_state(RUNNING):
-        if store.transition(job_id, QUEUED):
-            recovered.append(job_id)
-    return recovered
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.db_url)
-    storage = LocalStorage(settings.files_dir)
-    executor = LocalProcessExecutor(
-        store,
-        db_url=settings.db_url,
-        files_dir=str(settings.files_dir),
-        max_concurrent=settings.max_concurrent_jobs,
-        nice=settings.worker_nice,
-    )
-    telemetry = Telemetry(store, lambda: executor.running)
+    storage = make_storage(settings.storage_url, settings.files_dir)
+    runner = make_runner(store, settings)
+    telemetry = Telemetry(store, lambda: runner.busy_workers)
     svc = Services(
         settings=settings,
         store=store,
         storage=storage,
-        executor=executor,
-        jobs=JobService(store, executor, max_queued=settings.max_queued_jobs),
+        runner=runner,
+        jobs=JobService(store, runner, max_queued=settings.max_queued_jobs),
         checkpoints=CheckpointService(
             store,
             storage,
@@ -64,15 +45,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(store.create_schema)
-        recovered = await asyncio.to_thread(_recover, store)
-        if recovered:
-            log.warning("re-queued %d interrupted job(s): %s", len(recovered), ", ".join(recovered))
-        await executor.start()
+        # Recovery is not an assumption made here: jobs another server runs on this store
+        # keep running; those whose worker died come back when their lease lapses.
+        await asyncio.to_thread(store.migrate)
+        await runner.start()
         try:
             yield
         finally:
-            await executor.stop()
+            await runner.stop()
             store.dispose()
 
     app = FastAPI(

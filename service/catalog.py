@@ -12,11 +12,18 @@ import numpy as np
 
 from gan_engine import CheckpointError, CurveSampler, Samples, checkpoint_from_bytes
 
-from .domain import Conflict, Invalid, InvalidCheckpoint, NotFound, PayloadTooLarge
+from .checkpointing import save_checkpoint
+from .domain import (
+    CheckpointRecord,
+    Conflict,
+    Invalid,
+    InvalidCheckpoint,
+    NotFound,
+    PayloadTooLarge,
+)
 from .schemas import SampleRequest
-from .storage import LocalStorage
-from .store import FINAL_STATES, Store
-from .worker import save_checkpoint
+from .storage import CheckpointStorage
+from .store import Store
 
 
 class SamplerCache:
@@ -53,7 +60,7 @@ class CheckpointService:
     def __init__(
         self,
         store: Store,
-        storage: LocalStorage,
+        storage: CheckpointStorage,
         *,
         max_upload_bytes: int,
         max_samples: int,
@@ -65,13 +72,13 @@ class CheckpointService:
         self.max_samples = max_samples
         self.cache = SamplerCache(cache_size)
 
-    def get(self, checkpoint_id: str) -> dict[str, Any]:
+    def get(self, checkpoint_id: str) -> CheckpointRecord:
         row = self.store.get_checkpoint(checkpoint_id)
         if row is None:
             raise NotFound(f"no checkpoint with id {checkpoint_id!r}")
         return row
 
-    def upload(self, data: bytes) -> dict[str, Any]:
+    def upload(self, data: bytes) -> CheckpointRecord:
         if len(data) > self.max_upload_bytes:
             raise PayloadTooLarge(
                 f"checkpoint is {len(data)} bytes; the limit is {self.max_upload_bytes}"
@@ -87,25 +94,21 @@ class CheckpointService:
             self.store, self.storage, ckpt, job_id=None, source="upload", data=data
         )
 
-    def file_path(self, checkpoint_id: str) -> Any:
+    def require_file(self, checkpoint_id: str) -> None:
+        """NotFound unless both the record and its file exist, so a download can answer 404
+        before it starts instead of failing half-way."""
         self.get(checkpoint_id)
-        path = self.storage.path(checkpoint_id)
-        if not path.is_file():
+        if not self.storage.exists(checkpoint_id):
             raise NotFound(f"the file of checkpoint {checkpoint_id} is missing")
-        return path
 
     def delete(self, checkpoint_id: str) -> None:
         row = self.get(checkpoint_id)
-        job_id = row["job_id"]
+        job_id = row.job_id
         if job_id is not None:
             job = self.store.get_job(job_id)
-            if (
-                job
-                and job["state"] not in FINAL_STATES
-                and job["latest_checkpoint"] == checkpoint_id
-            ):
+            if job and not job.state.is_final and job.latest_checkpoint == checkpoint_id:
                 raise Conflict(
-                    f"checkpoint {checkpoint_id} is the latest of {job['state']} job {job_id}, "
+                    f"checkpoint {checkpoint_id} is the latest of {job.state} job {job_id}, "
                     "which resumes from it; cancel the job first"
                 )
         self.store.delete_checkpoint(checkpoint_id)

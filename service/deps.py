@@ -9,10 +9,10 @@ from fastapi import Request
 
 from .catalog import CheckpointService
 from .domain import Unauthorized
-from .executor import Executor
 from .jobs import JobService
+from .runners import Runner
 from .settings import Settings
-from .storage import LocalStorage
+from .storage import CheckpointStorage
 from .store import Store
 from .telemetry import Telemetry
 
@@ -21,8 +21,8 @@ from .telemetry import Telemetry
 class Services:
     settings: Settings
     store: Store
-    storage: LocalStorage
-    executor: Executor
+    storage: CheckpointStorage
+    runner: Runner
     jobs: JobService
     checkpoints: CheckpointService
     telemetry: Telemetry

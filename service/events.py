@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from .schemas import Job
-from .store import FINAL_STATES, Store
+from .store import Store
 
 POLL_S = 0.2
 KEEPALIVE_S = 15.0
@@ -33,20 +33,20 @@ async def job_events(store: Store, job_id: str, since_step: int = 0) -> AsyncIte
             yield frame("deleted", {"id": job_id})
             return
         if sent_state is None:
-            sent_state = job["state"]
-            yield frame("state", Job.from_row(job).model_dump(mode="json"))
+            sent_state = job.state
+            yield frame("state", Job.of(job).model_dump(mode="json"))
         # Read after the job: a job seen final has written all its metrics already.
         rows = await asyncio.to_thread(store.metrics_since, job_id, last_step, 10_000)
         for row in rows:
             last_step = row["step"]
-            progress = min(1.0, row["step"] / job["steps"])
+            progress = min(1.0, row["step"] / job.steps)
             yield frame(
-                "metrics", {**row, "state": job["state"], "progress": progress}, row["step"]
+                "metrics", {**row, "state": job.state.value, "progress": progress}, row["step"]
             )
-        final = job["state"] in FINAL_STATES
-        if job["state"] != sent_state or (final and rows):
-            sent_state = job["state"]
-            yield frame("state", Job.from_row(job).model_dump(mode="json"))
+        final = job.state.is_final
+        if job.state != sent_state or (final and rows):
+            sent_state = job.state
+            yield frame("state", Job.of(job).model_dump(mode="json"))
         if final:
             return
         if rows:

@@ -1,4 +1,4 @@
-"""What the job routes do: create, cancel, delete and checkpoint jobs through store and executor."""
+"""What the job routes do: create, cancel, delete and checkpoint jobs through store and runner."""
 
 from __future__ import annotations
 
@@ -7,15 +7,14 @@ import hashlib
 import json
 import secrets
 import time
-from typing import Any
 
 from gan_engine import PRESETS, ConfigError, TrainConfig
 
-from .domain import Conflict, Invalid, NotFound, TooManyJobs
-from .executor import Executor
+from .checkpointing import new_id
+from .domain import CheckpointRecord, Conflict, Invalid, JobRecord, JobState, NotFound, TooManyJobs
+from .runners import Runner
 from .schemas import JobCreate
-from .store import FINAL_STATES, QUEUED, RUNNING, IdempotencyConflict, QueueFull, Store
-from .worker import new_id
+from .store import IdempotencyConflict, QueueFull, Store
 
 # Fields a job resuming from a checkpoint may change: how long it trains and how it reports.
 RESUME_MUTABLE = frozenset({"steps", "log_every", "checkpoint_every"})
@@ -28,12 +27,12 @@ def _config_error(exc: ConfigError) -> Invalid:
 
 
 class JobService:
-    def __init__(self, store: Store, executor: Executor, *, max_queued: int) -> None:
+    def __init__(self, store: Store, runner: Runner, *, max_queued: int) -> None:
         self.store = store
-        self.executor = executor
+        self.runner = runner
         self.max_queued = max_queued
 
-    def get(self, job_id: str) -> dict[str, Any]:
+    def get(self, job_id: str) -> JobRecord:
         job = self.store.get_job(job_id)
         if job is None:
             raise NotFound(f"no job with id {job_id!r}")
@@ -58,7 +57,7 @@ class JobService:
         ckpt = self.store.get_checkpoint(body.resume_from)
         if ckpt is None:
             raise NotFound(f"no checkpoint with id {body.resume_from!r}", field="resume_from")
-        base = dict(ckpt["config"])
+        base = dict(ckpt.config)
         for key, value in requested.items():
             if key not in RESUME_MUTABLE and base.get(key) != value:
                 raise Invalid(
@@ -70,14 +69,14 @@ class JobService:
             config = TrainConfig.from_dict({**base, **requested})
         except ConfigError as exc:
             raise _config_error(exc) from None
-        if config.steps <= ckpt["step"]:
+        if config.steps <= ckpt.step:
             raise Invalid(
                 "config.steps",
-                f"must be greater than the checkpoint's step {ckpt['step']}, got {config.steps}",
+                f"must be greater than the checkpoint's step {ckpt.step}, got {config.steps}",
             )
-        return config, ckpt["step"]
+        return config, ckpt.step
 
-    def create(self, body: JobCreate, idempotency_key: str | None) -> tuple[dict[str, Any], bool]:
+    def create(self, body: JobCreate, idempotency_key: str | None) -> tuple[JobRecord, bool]:
         if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
             raise Invalid("Idempotency-Key", "must be 1 to 200 characters long")
         config, start_step = self._config_for(body)
@@ -117,40 +116,39 @@ class JobService:
                 field="Idempotency-Key",
             ) from None
         if created:
-            self.executor.submit(job["id"])
+            self.runner.submit(job.id)
         return job, created
 
-    def cancel(self, job_id: str) -> dict[str, Any]:
+    def cancel(self, job_id: str) -> JobRecord:
         job = self.get(job_id)
-        if job["state"] in FINAL_STATES:
-            raise Conflict(f"job {job_id} is already {job['state']}")
+        if job.state.is_final:
+            raise Conflict(f"job {job_id} is already {job.state}")
+        # The request is in the store, so it reaches the worker wherever it runs (within its
+        # next lease renewal, about a second); a queued job has no worker and ends here.
         self.store.request_cancel(job_id)
-        # A queued job has no worker: it ends here. A running one stops at its next step.
-        if not self.store.transition(job_id, "cancelled", only_from={QUEUED}):
-            self.executor.cancel(job_id)
+        self.store.transition(job_id, JobState.CANCELLED, only_from={JobState.QUEUED})
         return self.get(job_id)
 
     def delete(self, job_id: str) -> None:
         job = self.get(job_id)
-        if job["state"] not in FINAL_STATES or not self.store.delete_job(job_id):
-            raise Conflict(f"job {job_id} is {job['state']}; only a finished job can be deleted")
+        if not job.state.is_final or not self.store.delete_job(job_id):
+            raise Conflict(f"job {job_id} is {job.state}; only a finished job can be deleted")
 
-    async def checkpoint_now(self, job_id: str) -> dict[str, Any]:
+    async def checkpoint_now(self, job_id: str) -> CheckpointRecord:
         job = await asyncio.to_thread(self.get, job_id)
-        if job["state"] != RUNNING or not self.executor.request_checkpoint(job_id):
+        before = await asyncio.to_thread(self.store.list_checkpoints, job_id, 1, 0)
+        if job.state is not JobState.RUNNING or not await asyncio.to_thread(
+            self.store.request_save, job_id
+        ):
+            latest = f" (its latest is {job.latest_checkpoint})" if job.latest_checkpoint else ""
             raise Conflict(
-                f"job {job_id} is {job['state']}; only a running job can save a checkpoint"
-                + (
-                    f" (its latest is {job['latest_checkpoint']})"
-                    if job["latest_checkpoint"]
-                    else ""
-                )
+                f"job {job_id} is {job.state}; only a running job can save a checkpoint{latest}"
             )
-        before = job["latest_checkpoint"]
+        newest = before.items[0].seq if before.items else 0
         deadline = time.monotonic() + SAVE_WAIT_S
         while time.monotonic() < deadline:
             await asyncio.sleep(0.05)
             page = await asyncio.to_thread(self.store.list_checkpoints, job_id, 1, 0)
-            if page.items and page.items[0]["id"] != before:
+            if page.items and page.items[0].seq > newest:
                 return page.items[0]
         raise Conflict(f"job {job_id} did not save a checkpoint within {SAVE_WAIT_S:.0f}s")

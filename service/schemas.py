@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gan_engine.config import MAX_SEED
 
-JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+from .domain import CheckpointRecord, JobRecord
+
+JobStateName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
 def iso(ts: float | None) -> datetime | None:
@@ -57,7 +59,7 @@ class QualityMetrics(BaseModel):
 class Job(BaseModel):
     id: str
     name: str | None
-    state: JobState
+    state: JobStateName
     config: dict[str, Any]
     step: int
     steps: int
@@ -72,23 +74,23 @@ class Job(BaseModel):
     resumed_from: str | None
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Job:
+    def of(cls, job: JobRecord) -> Job:
         return cls(
-            id=row["id"],
-            name=row["name"],
-            state=row["state"],
-            config=row["config"],
-            step=row["step"],
-            steps=row["steps"],
-            progress=min(1.0, row["step"] / row["steps"]) if row["steps"] else 0.0,
-            metrics=row["metrics"],
-            quality=row["quality"],
-            created_at=iso(row["created_at"]),
-            started_at=iso(row["started_at"]),
-            finished_at=iso(row["finished_at"]),
-            error=row["error"],
-            latest_checkpoint=row["latest_checkpoint"],
-            resumed_from=row["resumed_from"],
+            id=job.id,
+            name=job.name,
+            state=job.state.value,
+            config=job.config,
+            step=job.step,
+            steps=job.steps,
+            progress=job.progress,
+            metrics=job.metrics,
+            quality=job.quality,
+            created_at=iso(job.created_at),
+            started_at=iso(job.started_at),
+            finished_at=iso(job.finished_at),
+            error=job.error,
+            latest_checkpoint=job.latest_checkpoint,
+            resumed_from=job.resumed_from,
         )
 
 
@@ -125,8 +127,19 @@ class Checkpoint(BaseModel):
     source: Literal["training", "upload"]
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Checkpoint:
-        return cls(**{**row, "created_at": iso(row["created_at"])})
+    def of(cls, ck: CheckpointRecord) -> Checkpoint:
+        return cls(
+            id=ck.id,
+            job_id=ck.job_id,
+            step=ck.step,
+            config=ck.config,
+            metrics=ck.metrics,
+            quality=ck.quality,
+            created_at=iso(ck.created_at),
+            size_bytes=ck.size_bytes,
+            sha256=ck.sha256,
+            source=ck.source,
+        )
 
 
 class CheckpointList(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +30,27 @@ class Settings(BaseSettings):
     # Workers run at a lower CPU priority so the API answers promptly while jobs train.
     worker_nice: int = Field(5, ge=0, le=19)
     log_level: str = "info"
+
+    # Who runs jobs: "local" is a pool of warm worker processes owned by this server;
+    # "celery" publishes each job to a broker for `curvegan worker` nodes on any machine.
+    executor: Literal["local", "celery"] = "local"
+    # amqp://guest:guest@host:5672// (RabbitMQ, recommended) or redis://host:6379/0.
+    broker_url: str = ""
+    # The broker queue the API publishes to and the workers consume (one per deployment).
+    queue: str = Field("curvegan", min_length=1, max_length=200)
+    # Checkpoint files: empty means <data_dir>/files; any fsspec URL (s3://bucket/prefix,
+    # file:///mnt/shared/curvegan) lets API servers and workers on several machines share them.
+    storage_url: str = ""
+    # A worker holds a running job's lease this long and renews it every third of it; a job
+    # whose lease lapses (dead, hung or cut-off worker) goes back to the queue.
+    lease_seconds: float = Field(15.0, ge=1.0, le=3600.0)
+    # A job whose worker was lost this many times fails instead of being retried again.
+    max_worker_losses: int = Field(3, ge=1, le=100)
+    # Cluster mode: a queued job unclaimed this long while the broker queue is empty had its
+    # message lost, and is published again.
+    republish_seconds: float = Field(30.0, ge=0.1, le=86_400.0)
+    # Worker processes of `curvegan worker` (Celery prefork); 0 means the CPU count.
+    worker_concurrency: int = Field(0, ge=0, le=1024)
 
     @property
     def db_url(self) -> str:

@@ -31,7 +31,9 @@ class _StoreCollector(Collector):
             self.store.total_steps(),
         )
         yield GaugeMetricFamily(
-            "curvegan_workers", "Worker processes alive", self.running_workers()
+            "curvegan_workers_busy",
+            "Worker processes of this server training a job",
+            self.running_workers(),
         )
 
 

@@ -149,3 +149,12 @@ def wait_for_state(
 def wait_state() -> Callable[..., dict]:
     """``wait_state(client, job_id, {"succeeded"}, timeout=60)`` -> the Job once there."""
     return wait_for_state
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for the whole test run (skipped without PostgreSQL)."""
+    from tests.services import fresh_postgres_database
+
+    with fresh_postgres_database() as url:
+        yield url

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from ..deps import Services, services
-from ..domain import PayloadTooLarge
+from ..domain import NotFound, PayloadTooLarge
 from ..schemas import Checkpoint, CheckpointList, Error, SampleRequest, SampleResponse
 from .samples import NPY, sample_response
 
@@ -27,7 +27,7 @@ def list_checkpoints(
 ) -> CheckpointList:
     """Checkpoints, newest first; `job_id` keeps one job's."""
     page = svc.store.list_checkpoints(job_id, limit, offset)
-    return CheckpointList(items=[Checkpoint.from_row(r) for r in page.items], total=page.total)
+    return CheckpointList(items=[Checkpoint.of(r) for r in page.items], total=page.total)
 
 
 @router.post(
@@ -60,12 +60,12 @@ async def upload_checkpoint(request: Request, svc: Svc) -> Checkpoint:
                 f"body exceeds the limit of {limit} bytes (CURVEGAN_MAX_UPLOAD_BYTES)"
             )
     row = await run_in_threadpool(svc.checkpoints.upload, bytes(body))
-    return Checkpoint.from_row(row)
+    return Checkpoint.of(row)
 
 
 @router.get("/{checkpoint_id}", response_model=Checkpoint, responses=ERRORS)
 def get_checkpoint(checkpoint_id: str, svc: Svc) -> Checkpoint:
-    return Checkpoint.from_row(svc.checkpoints.get(checkpoint_id))
+    return Checkpoint.of(svc.checkpoints.get(checkpoint_id))
 
 
 @router.get(
@@ -73,11 +73,26 @@ def get_checkpoint(checkpoint_id: str, svc: Svc) -> Checkpoint:
     response_class=FileResponse,
     responses={200: {"content": {"application/octet-stream": {}}}, **ERRORS},
 )
-def checkpoint_file(checkpoint_id: str, svc: Svc) -> FileResponse:
+def checkpoint_file(checkpoint_id: str, svc: Svc) -> Response:
     """The checkpoint's safetensors file."""
-    path = svc.checkpoints.file_path(checkpoint_id)
-    return FileResponse(
-        path, media_type="application/octet-stream", filename=f"{checkpoint_id}.safetensors"
+    svc.checkpoints.require_file(checkpoint_id)
+    filename = f"{checkpoint_id}.safetensors"
+    path = svc.storage.local_path(checkpoint_id)
+    if path is not None and path.is_file():
+        return FileResponse(path, media_type="application/octet-stream", filename=filename)
+    # A remote store: streamed in chunks, so a large file never sits whole in memory.
+    try:
+        size = svc.storage.size(checkpoint_id)
+        chunks = svc.storage.iter_chunks(checkpoint_id)
+    except FileNotFoundError:  # deleted since the check above
+        raise NotFound(f"the file of checkpoint {checkpoint_id} is missing") from None
+    return StreamingResponse(
+        chunks,
+        media_type="application/octet-stream",
+        headers={
+            "Content-Length": str(size),
+            "Content-Disposition": f'attachment; filename="{filename}"',
+        },
     )
 
 

@@ -16,7 +16,7 @@ from ..schemas import (
     Job,
     JobCreate,
     JobList,
-    JobState,
+    JobStateName,
     MetricList,
     SampleRequest,
 )
@@ -34,27 +34,27 @@ def create_job(
     svc: Svc,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Job:
-    """Queues a training job; it runs in its own worker process when a slot is free."""
+    """Queues a training job; a worker takes it, oldest first, when one is free."""
     job, _ = svc.jobs.create(body, idempotency_key)
-    response.headers["Location"] = f"/v1/jobs/{job['id']}"
-    return Job.from_row(job)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return Job.of(job)
 
 
 @router.get("", response_model=JobList)
 def list_jobs(
     svc: Svc,
-    state: JobState | None = None,
+    state: JobStateName | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> JobList:
     """Jobs, newest first."""
     page = svc.store.list_jobs(state, limit, offset)
-    return JobList(items=[Job.from_row(j) for j in page.items], total=page.total)
+    return JobList(items=[Job.of(j) for j in page.items], total=page.total)
 
 
 @router.get("/{job_id}", response_model=Job, responses=ERRORS)
 def get_job(job_id: str, svc: Svc) -> Job:
-    return Job.from_row(svc.jobs.get(job_id))
+    return Job.of(svc.jobs.get(job_id))
 
 
 @router.get("/{job_id}/metrics", response_model=MetricList, responses=ERRORS)
@@ -95,7 +95,7 @@ def job_event_stream(
 @router.post("/{job_id}/cancel", status_code=202, response_model=Job, responses=ERRORS)
 def cancel_job(job_id: str, svc: Svc) -> Job:
     """Stops the job at its next step; it saves a final checkpoint and ends `cancelled`."""
-    return Job.from_row(svc.jobs.cancel(job_id))
+    return Job.of(svc.jobs.cancel(job_id))
 
 
 @router.delete("/{job_id}", status_code=204, responses=ERRORS)
@@ -108,13 +108,13 @@ def delete_job(job_id: str, svc: Svc) -> Response:
 @router.post("/{job_id}/checkpoints", status_code=201, response_model=Checkpoint, responses=ERRORS)
 async def checkpoint_job(job_id: str, svc: Svc) -> Checkpoint:
     """Saves a checkpoint of a running job at its next step."""
-    return Checkpoint.from_row(await svc.jobs.checkpoint_now(job_id))
+    return Checkpoint.of(await svc.jobs.checkpoint_now(job_id))
 
 
 @router.post("/{job_id}/samples", responses=ERRORS)
 def sample_job(job_id: str, body: SampleRequest, request: Request, svc: Svc) -> Response:
     """Curves from the job's latest checkpoint (409 before it has one)."""
     job = svc.jobs.get(job_id)
-    if job["latest_checkpoint"] is None:
-        raise Conflict(f"job {job_id} ({job['state']}) has no checkpoint yet")
-    return sample_response(svc, job["latest_checkpoint"], body, request)
+    if job.latest_checkpoint is None:
+        raise Conflict(f"job {job_id} ({job.state}) has no checkpoint yet")
+    return sample_response(svc, job.latest_checkpoint, body, request)

@@ -24,7 +24,7 @@ def healthz() -> dict[str, str]:
 @router.get("/readyz")
 def readyz(svc: Svc) -> JSONResponse:
     """The store answers and the job dispatcher runs."""
-    checks = {"store": False, "workers": svc.executor.ready}
+    checks = {"store": False, "workers": svc.runner.ready}
     try:
         checks["store"] = svc.store.ping()
     except Exception:

@@ -1,14 +1,14 @@
-"""Checkpoint files, behind one small interface so another backend can replace the disk."""
+"""Checkpoint files on a local (or mounted) disk."""
 
 from __future__ import annotations
 
 import hashlib
-import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from gan_engine.checkpoint import atomic_write
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+from .base import SUFFIX, check_id, read_chunks
 
 
 class LocalStorage:
@@ -19,13 +19,9 @@ class LocalStorage:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, checkpoint_id: str) -> Path:
-        # Ids are ours, but a path built from outside input must never escape root.
-        if not _SAFE_ID.match(checkpoint_id):
-            raise ValueError(f"invalid checkpoint id {checkpoint_id!r}")
-        return self.root / f"{checkpoint_id}.safetensors"
+        return self.root / f"{check_id(checkpoint_id)}{SUFFIX}"
 
     def put(self, checkpoint_id: str, data: bytes) -> tuple[int, str]:
-        """Stores the bytes; returns (size, sha256 hex)."""
         atomic_write(self.path(checkpoint_id), data)
         return len(data), hashlib.sha256(data).hexdigest()
 
@@ -37,3 +33,18 @@ class LocalStorage:
 
     def delete(self, checkpoint_id: str) -> None:
         self.path(checkpoint_id).unlink(missing_ok=True)
+
+    def size(self, checkpoint_id: str) -> int:
+        return self.path(checkpoint_id).stat().st_size
+
+    def iter_chunks(self, checkpoint_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        # Opened now, not on the first next(): a bad id or a missing file fails at the call,
+        # and a file replaced later is still streamed whole from the inode opened here.
+        fh = self.path(checkpoint_id).open("rb")
+        return read_chunks(fh, chunk_size)
+
+    def local_path(self, checkpoint_id: str) -> Path | None:
+        return self.path(checkpoint_id)
+
+    def describe(self) -> str:
+        return f"local:{self.root}"

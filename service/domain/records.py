@@ -1,0 +1,74 @@
+"""Typed records of the store: what a job and a checkpoint are, whoever reads them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .states import JobState
+
+LOSS_FIELDS = ("d_loss", "g_loss", "d_accuracy", "d_score")
+QUALITY_FIELDS = ("in_band", "resid", "w1_a")
+METRIC_FIELDS = LOSS_FIELDS + QUALITY_FIELDS
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: str
+    seq: int
+    name: str | None
+    state: JobState
+    config: dict[str, Any]
+    steps: int
+    step: int
+    metrics: dict[str, float] | None
+    quality: dict[str, float] | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    error: str | None
+    resumed_from: str | None
+    latest_checkpoint: str | None
+    cancel_requested: bool
+    # The current (or last) holder of the job's lease: a worker id, and the claim's number,
+    # which fences off every write of an earlier holder.
+    worker_id: str | None
+    attempt: int
+
+    @property
+    def progress(self) -> float:
+        return min(1.0, self.step / self.steps) if self.steps else 0.0
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    id: str
+    seq: int
+    job_id: str | None
+    step: int
+    config: dict[str, Any]
+    metrics: dict[str, float] | None
+    quality: dict[str, float] | None
+    created_at: float
+    size_bytes: int
+    sha256: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A worker's claim on a running job. Every write made under it checks that the job is
+    still running under this very claim (fencing), so a worker that lost it writes nothing."""
+
+    job_id: str
+    worker_id: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Requests:
+    """What the API asked of a running job, read by its worker on each renewal."""
+
+    cancel: bool
+    suspend: bool
+    save: int  # a counter: the worker saves when it grows

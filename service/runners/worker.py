@@ -1,0 +1,113 @@
+"""One claimed job through the engine's loop, whichever runner claimed it (a warm local
+process or a Celery worker on another machine). Everything goes through the store: requests
+(cancel, save now, suspend) arrive with each lease renewal, and every write is fenced by the
+lease, so a worker that lost its job stops at its next write."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from gan_engine import TrainConfig, Trainer, TrainingDiverged, checkpoint_from_bytes
+
+from ..checkpointing import save_checkpoint
+from ..domain import JobRecord, JobState, Lease
+from ..storage import CheckpointStorage
+from ..store import LeaseLost, Store
+
+log = logging.getLogger("curvegan.worker")
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    store: Store
+    storage: CheckpointStorage
+    lease_s: float
+
+    @property
+    def renew_every_s(self) -> float:
+        # Three renewals per lease: one late renewal never loses it; capped at 1 s so that
+        # a cancel reaches the job within about a second.
+        return min(1.0, self.lease_s / 3)
+
+
+def run_claimed(
+    ctx: WorkerContext, lease: Lease, job: JobRecord, tick: Callable[[], None] | None = None
+) -> JobState | None:
+    """Trains the job; returns the state it ended in, or None when the lease was lost.
+    ``tick`` is called between steps (the local pool's heartbeat)."""
+    try:
+        return _train(ctx, lease, job, tick)
+    except LeaseLost:
+        log.warning("job %s: lease %d lost; another worker owns it now", job.id, lease.attempt)
+        return None
+    except TrainingDiverged as exc:
+        return _fail(ctx, lease, str(exc))
+    except Exception as exc:  # a job's failure must be recorded, whatever it was
+        log.exception("job %s failed", job.id)
+        return _fail(ctx, lease, f"{type(exc).__name__}: {exc}")
+
+
+def _fail(ctx: WorkerContext, lease: Lease, error: str) -> JobState | None:
+    try:
+        ctx.store.finish(lease, JobState.FAILED, error)
+    except LeaseLost:
+        return None
+    return JobState.FAILED
+
+
+def _train(
+    ctx: WorkerContext, lease: Lease, job: JobRecord, tick: Callable[[], None] | None
+) -> JobState:
+    store = ctx.store
+    config = TrainConfig.from_dict(job.config)
+    start_from = job.latest_checkpoint or job.resumed_from
+    if start_from:
+        ckpt = checkpoint_from_bytes(ctx.storage.read(start_from))
+        # The job may train longer or log differently than the run that saved the checkpoint.
+        trainer = Trainer.from_checkpoint(replace(ckpt, config=config))
+    else:
+        trainer = Trainer(config)
+    # An earlier holder may have logged steps past the checkpoint this run starts from.
+    store.rewind(lease, trainer.step_count)
+
+    requests = store.renew(lease, ctx.lease_s)
+    # The claim reset the counter, so a request made since then is already pending.
+    saves_seen = requests.save
+    save_pending = requests.save > 0
+    last_renewal = time.monotonic()
+
+    def should_stop() -> bool:
+        nonlocal requests, last_renewal, save_pending, saves_seen
+        if tick is not None:
+            tick()
+        now = time.monotonic()
+        if now - last_renewal >= ctx.renew_every_s:
+            last_renewal = now
+            requests = store.renew(lease, ctx.lease_s)  # LeaseLost ends the run here
+            if requests.save > saves_seen:
+                saves_seen, save_pending = requests.save, True
+        return requests.cancel or requests.suspend
+
+    def should_checkpoint() -> bool:
+        nonlocal save_pending
+        wanted, save_pending = save_pending, False
+        return wanted
+
+    result = trainer.run(
+        on_log=lambda r: store.record_progress(lease, r.step, r.to_dict()),
+        should_stop=should_stop,
+        should_checkpoint=should_checkpoint,
+        on_checkpoint=lambda c: save_checkpoint(
+            store, ctx.storage, c, job_id=job.id, source="training", lease=lease
+        ),
+    )
+    if not result.stopped:
+        store.finish(lease, JobState.SUCCEEDED)
+        return JobState.SUCCEEDED
+    if requests.cancel:
+        store.finish(lease, JobState.CANCELLED)
+        return JobState.CANCELLED
+    return store.release(lease)  # suspended: back to the queue (or cancelled meanwhile)

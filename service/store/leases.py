@@ -1,0 +1,232 @@
+"""Leases: a worker claims a running job, renews it, and writes only while it still holds it.
+
+A claim bumps the job's ``attempt``; every write a worker makes is conditioned on the job
+being ``running`` under that attempt (fencing), so a worker that was paused or cut off while
+its lease lapsed and the job moved on can no longer write progress, checkpoints or a state.
+Expiry is compared with the database's clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ..domain import METRIC_FIELDS, JobRecord, JobState, Lease, Requests
+from .clock import db_now
+from .rows import JOB_SELECT, Engines, LeaseLost, job_record
+from .tables import jobs, metrics
+
+RUNNING, QUEUED = JobState.RUNNING.value, JobState.QUEUED.value
+
+
+def _held(lease: Lease) -> list[Any]:
+    return [jobs.c.id == lease.job_id, jobs.c.attempt == lease.attempt, jobs.c.state == RUNNING]
+
+
+class LeaseQueries(Engines):
+    def claim(
+        self, worker_id: str, lease_s: float, job_id: str | None = None
+    ) -> tuple[Lease, JobRecord] | None:
+        """Takes ``job_id``, or the oldest queued job, if it is queued and not cancelled."""
+        with self._write.begin() as conn:
+            if job_id is None:
+                query = (
+                    sa.select(jobs.c.id)
+                    .where(jobs.c.state == QUEUED, jobs.c.cancel_requested == sa.false())
+                    .order_by(jobs.c.seq)
+                    .limit(1)
+                )
+                if self.is_postgres:  # claimers on other servers skip rows being taken
+                    query = query.with_for_update(skip_locked=True)
+                job_id = conn.execute(query).scalar()
+                if job_id is None:
+                    return None
+            done = conn.execute(
+                jobs.update()
+                .where(
+                    jobs.c.id == job_id,
+                    jobs.c.state == QUEUED,
+                    jobs.c.cancel_requested == sa.false(),
+                )
+                .values(
+                    state=RUNNING,
+                    worker_id=worker_id,
+                    attempt=jobs.c.attempt + 1,
+                    lease_expires_at=db_now() + lease_s,
+                    started_at=time.time(),
+                    suspend_requested=False,
+                    # Counted from the claim: the worker saves for every request after it.
+                    save_requests=0,
+                )
+            )
+            if done.rowcount != 1:
+                return None
+            job = job_record(conn.execute(JOB_SELECT.where(jobs.c.id == job_id)).one())
+            return Lease(job_id, worker_id, job.attempt), job
+
+    def renew(self, lease: Lease, lease_s: float) -> Requests:
+        """Extends the lease; returns what the API asks of the job. Raises LeaseLost."""
+        with self._write.begin() as conn:
+            row = conn.execute(
+                jobs.update()
+                .where(*_held(lease))
+                .values(lease_expires_at=db_now() + lease_s)
+                .returning(jobs.c.cancel_requested, jobs.c.suspend_requested, jobs.c.save_requests)
+            ).first()
+            if row is None:
+                raise LeaseLost(lease.job_id)
+            return Requests(cancel=bool(row[0]), suspend=bool(row[1]), save=int(row[2]))
+
+    def _check_held(self, conn: Connection, lease: Lease) -> None:
+        # FOR UPDATE: a recovery pass on another connection waits until this write commits.
+        query = sa.select(jobs.c.id).where(*_held(lease)).with_for_update()
+        if conn.execute(query).first() is None:
+            raise LeaseLost(lease.job_id)
+
+    def _fenced_update(self, conn: Connection, lease: Lease, **values: Any) -> None:
+        if conn.execute(jobs.update().where(*_held(lease)).values(**values)).rowcount != 1:
+            raise LeaseLost(lease.job_id)
+
+    def record_progress(self, lease: Lease, step: int, row: dict[str, float]) -> None:
+        """A logged step: appends the metrics row and updates the job, atomically."""
+        with self._write.begin() as conn:
+            self._fenced_update(
+                conn,
+                lease,
+                step=step,
+                metrics={k: row[k] for k in ("d_loss", "g_loss", "d_accuracy", "d_score")},
+                quality={k: row[k] for k in ("in_band", "resid", "w1_a")},
+            )
+            conn.execute(
+                metrics.delete().where(metrics.c.job_id == lease.job_id, metrics.c.step == step)
+            )
+            conn.execute(
+                metrics.insert().values(
+                    job_id=lease.job_id,
+                    step=step,
+                    created_at=time.time(),
+                    **{k: row[k] for k in METRIC_FIELDS},
+                )
+            )
+
+    def rewind(self, lease: Lease, step: int) -> None:
+        """A resumed job replays the steps after its checkpoint: drop the old rows for them."""
+        with self._write.begin() as conn:
+            self._fenced_update(conn, lease, step=step)
+            conn.execute(
+                metrics.delete().where(metrics.c.job_id == lease.job_id, metrics.c.step > step)
+            )
+
+    def finish(self, lease: Lease, to: JobState, error: str | None = None) -> None:
+        """The worker's last word: succeeded, failed or cancelled. Raises LeaseLost."""
+        assert to.is_final
+        with self._write.begin() as conn:
+            self._fenced_update(
+                conn,
+                lease,
+                state=to.value,
+                error=error,
+                finished_at=time.time(),
+                lease_expires_at=None,
+            )
+
+    def release(self, lease: Lease) -> JobState:
+        """The worker stops without finishing (suspended): back to the queue, or cancelled
+        if a cancel arrived meanwhile. Returns the state the job went to."""
+        with self._write.begin() as conn:
+            cancel = conn.execute(sa.select(jobs.c.cancel_requested).where(*_held(lease))).scalar()
+            if cancel is None:
+                raise LeaseLost(lease.job_id)
+            to = JobState.CANCELLED if cancel else JobState.QUEUED
+            values: dict[str, Any] = {"state": to.value, "lease_expires_at": None}
+            if to is JobState.CANCELLED:
+                values["finished_at"] = time.time()
+            self._fenced_update(conn, lease, suspend_requested=False, **values)
+            return to
+
+    def recover_lapsed(
+        self, max_losses: int, worker_ids: Iterable[str] | None = None
+    ) -> dict[str, JobState]:
+        """Jobs whose lease lapsed (or, with ``worker_ids``, whose worker is known dead) go back
+        to the queue to resume from their latest checkpoint; a job already asked to cancel ends
+        cancelled, and one that lost its worker ``max_losses`` times fails. Returns id -> state."""
+        cond: list[Any] = [jobs.c.state == RUNNING]
+        if worker_ids is None:
+            cond.append(jobs.c.lease_expires_at < db_now())
+        else:
+            cond.append(jobs.c.worker_id.in_(list(worker_ids)))
+        moved: dict[str, JobState] = {}
+        with self._write.begin() as conn:
+            rows = conn.execute(
+                sa.select(
+                    jobs.c.id, jobs.c.attempt, jobs.c.cancel_requested, jobs.c.lost_count
+                ).where(*cond)
+            ).all()
+            for job_id, attempt, cancel, lost in rows:
+                values: dict[str, Any] = {
+                    "lease_expires_at": None,
+                    "lost_count": lost + 1,
+                    "suspend_requested": False,
+                }
+                if cancel:
+                    to = JobState.CANCELLED
+                elif lost + 1 >= max_losses:
+                    to = JobState.FAILED
+                    values["error"] = (
+                        f"its worker was lost {lost + 1} times (died, hung or cut off); giving up"
+                    )
+                else:
+                    to = JobState.QUEUED
+                if to.is_final:
+                    values["finished_at"] = time.time()
+                updated = conn.execute(
+                    jobs.update()
+                    .where(jobs.c.id == job_id, jobs.c.attempt == attempt, *cond)
+                    .values(state=to.value, **values)
+                )
+                if updated.rowcount == 1:
+                    moved[job_id] = to
+        return moved
+
+    def request_suspend(self, worker_ids: Iterable[str]) -> int:
+        """Asks the workers holding these ids to save and return their jobs to the queue."""
+        with self._write.begin() as conn:
+            return conn.execute(
+                jobs.update()
+                .where(jobs.c.state == RUNNING, jobs.c.worker_id.in_(list(worker_ids)))
+                .values(suspend_requested=True)
+            ).rowcount
+
+    def request_suspend_prefix(self, prefix: str) -> int:
+        """The same for every worker whose id starts with ``prefix`` (one Celery node)."""
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with self._write.begin() as conn:
+            return conn.execute(
+                jobs.update()
+                .where(jobs.c.state == RUNNING, jobs.c.worker_id.like(pattern, escape="\\"))
+                .values(suspend_requested=True)
+            ).rowcount
+
+    def mark_published(self, job_ids: Iterable[str]) -> None:
+        with self._write.begin() as conn:
+            conn.execute(
+                jobs.update().where(jobs.c.id.in_(list(job_ids))).values(published_at=time.time())
+            )
+
+    def queued_unpublished_since(self, before: float, limit: int = 1000) -> list[str]:
+        """Queued jobs not announced to the broker since ``before``, oldest first."""
+        with self._read.begin() as conn:
+            rows = conn.execute(
+                sa.select(jobs.c.id)
+                .where(
+                    jobs.c.state == QUEUED,
+                    sa.or_(jobs.c.published_at.is_(None), jobs.c.published_at < before),
+                )
+                .order_by(jobs.c.seq)
+                .limit(limit)
+            )
+            return [r[0] for r in rows]

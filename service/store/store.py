@@ -1,0 +1,279 @@
+"""All SQL of the service (SQLAlchemy Core: SQLite by default, PostgreSQL for clusters).
+
+Job states change only through edges in ``domain.TRANSITIONS``: the API's own moves go
+through ``transition``; a worker's go through the lease methods (leases.py), fenced by its
+claim. No edge leaves a final state, so a finished job can never be revived.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..domain import (
+    FINAL_STATES,
+    METRIC_FIELDS,
+    TRANSITIONS,
+    CheckpointRecord,
+    JobRecord,
+    JobState,
+    Lease,
+)
+from .engine import make_engines
+from .leases import LeaseQueries
+from .rows import (
+    JOB_SELECT,
+    IdempotencyConflict,
+    LeaseLost,
+    Page,
+    QueueFull,
+    checkpoint_record,
+    job_record,
+)
+from .schema import migrate
+from .tables import checkpoints, jobs, metrics
+
+_FINAL = [s.value for s in FINAL_STATES]
+
+
+class Store(LeaseQueries):
+    """Safe to use from several threads, processes and machines at once."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._read, self._write = make_engines(url)
+
+    def migrate(self) -> None:
+        migrate(self._write)
+
+    def ping(self) -> bool:
+        with self._read.connect() as conn:
+            return conn.execute(sa.text("SELECT 1")).scalar() == 1
+
+    def dispose(self) -> None:
+        self._read.dispose()
+        self._write.dispose()
+
+    # ------------------------------------------------------------------ jobs
+    def create_job(
+        self,
+        *,
+        job_id: str,
+        name: str | None,
+        config: dict[str, Any],
+        step: int,
+        resumed_from: str | None,
+        idempotency_key: str | None,
+        request_hash: str | None,
+        max_queued: int | None = None,
+    ) -> tuple[JobRecord, bool]:
+        """Inserts a queued job; returns (job, created). An existing job for the same
+        Idempotency-Key and request is returned instead (created False)."""
+        with self._write.begin() as conn:
+            if self.is_postgres:
+                # Serialises creators, like SQLite's BEGIN IMMEDIATE: seq stays unique and the
+                # queue limit and Idempotency-Key checks see every committed job.
+                conn.execute(sa.text("LOCK TABLE jobs IN SHARE ROW EXCLUSIVE MODE"))
+            if idempotency_key is not None:
+                row = conn.execute(
+                    sa.select(jobs.c.id, jobs.c.request_hash).where(
+                        jobs.c.idempotency_key == idempotency_key
+                    )
+                ).first()
+                if row is not None:
+                    if row.request_hash != request_hash:
+                        raise IdempotencyConflict(row.id)
+                    found = conn.execute(JOB_SELECT.where(jobs.c.id == row.id)).one()
+                    return job_record(found), False
+            if max_queued is not None:
+                queued = conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(jobs)
+                    .where(jobs.c.state == JobState.QUEUED.value)
+                ).scalar_one()
+                if queued >= max_queued:
+                    raise QueueFull(queued)
+            seq = conn.execute(sa.select(sa.func.coalesce(sa.func.max(jobs.c.seq), 0))).scalar_one()
+            conn.execute(
+                jobs.insert().values(
+                    id=job_id,
+                    seq=seq + 1,
+                    name=name,
+                    state=JobState.QUEUED.value,
+                    config=config,
+                    steps=config["steps"],
+                    step=step,
+                    created_at=time.time(),
+                    resumed_from=resumed_from,
+                    cancel_requested=False,
+                    idempotency_key=idempotency_key,
+                    request_hash=request_hash,
+                )
+            )
+            return job_record(conn.execute(JOB_SELECT.where(jobs.c.id == job_id)).one()), True
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        with self._read.begin() as conn:
+            row = conn.execute(JOB_SELECT.where(jobs.c.id == job_id)).first()
+            return None if row is None else job_record(row)
+
+    def list_jobs(self, state: JobState | str | None, limit: int, offset: int) -> Page[JobRecord]:
+        cond = [jobs.c.state == JobState(state).value] if state else []
+        with self._read.begin() as conn:
+            total = conn.execute(
+                sa.select(sa.func.count()).select_from(jobs).where(*cond)
+            ).scalar_one()
+            rows = conn.execute(
+                JOB_SELECT.where(*cond).order_by(jobs.c.seq.desc()).limit(limit).offset(offset)
+            )
+            return Page([job_record(r) for r in rows], total)
+
+    def queued_job_ids(self, limit: int) -> list[str]:
+        """The oldest queued jobs first: the queue is first in, first out."""
+        with self._read.begin() as conn:
+            rows = conn.execute(
+                sa.select(jobs.c.id)
+                .where(jobs.c.state == JobState.QUEUED.value)
+                .order_by(jobs.c.seq)
+                .limit(limit)
+            )
+            return [r[0] for r in rows]
+
+    def transition(
+        self,
+        job_id: str,
+        to: JobState,
+        *,
+        only_from: Iterable[JobState] | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Moves a job to state ``to`` if an allowed edge leads there from its current state
+        (and that state is in ``only_from``, when given), setting ``fields`` in the same
+        statement. Returns False, changing nothing, otherwise."""
+        to = JobState(to)
+        allowed = TRANSITIONS[to] if only_from is None else TRANSITIONS[to] & set(only_from)
+        values: dict[str, Any] = {"state": to.value, **fields}
+        if to is JobState.RUNNING:
+            values.setdefault("started_at", time.time())
+        if to.is_final:
+            values.setdefault("finished_at", time.time())
+            values["lease_expires_at"] = None
+        with self._write.begin() as conn:
+            result = conn.execute(
+                jobs.update()
+                .where(jobs.c.id == job_id, jobs.c.state.in_([s.value for s in allowed]))
+                .values(**values)
+            )
+            return result.rowcount == 1
+
+    def request_cancel(self, job_id: str) -> None:
+        with self._write.begin() as conn:
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.id == job_id, jobs.c.state.not_in(_FINAL))
+                .values(cancel_requested=True)
+            )
+
+    def request_save(self, job_id: str) -> bool:
+        """Asks the running job's worker, wherever it is, to save at its next step."""
+        with self._write.begin() as conn:
+            return (
+                conn.execute(
+                    jobs.update()
+                    .where(jobs.c.id == job_id, jobs.c.state == JobState.RUNNING.value)
+                    .values(save_requests=jobs.c.save_requests + 1)
+                ).rowcount
+                == 1
+            )
+
+    def metrics_since(self, job_id: str, since_step: int, limit: int) -> list[dict[str, Any]]:
+        with self._read.begin() as conn:
+            rows = conn.execute(
+                sa.select(metrics.c.step, *(metrics.c[k] for k in METRIC_FIELDS))
+                .where(metrics.c.job_id == job_id, metrics.c.step > since_step)
+                .order_by(metrics.c.step)
+                .limit(limit)
+            ).mappings()
+            return [dict(r) for r in rows]
+
+    def delete_job(self, job_id: str) -> bool:
+        """Deletes a final job and its metric history (its checkpoints stay)."""
+        with self._write.begin() as conn:
+            result = conn.execute(
+                jobs.delete().where(jobs.c.id == job_id, jobs.c.state.in_(_FINAL))
+            )
+            if result.rowcount != 1:
+                return False
+            conn.execute(metrics.delete().where(metrics.c.job_id == job_id))
+            return True
+
+    def counts_by_state(self) -> dict[str, int]:
+        with self._read.begin() as conn:
+            rows = conn.execute(sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state))
+            counts = dict.fromkeys((s.value for s in JobState), 0)
+            counts.update({state: n for state, n in rows})
+            return counts
+
+    def total_steps(self) -> int:
+        with self._read.begin() as conn:
+            return int(
+                conn.execute(sa.select(sa.func.coalesce(sa.func.sum(jobs.c.step), 0))).scalar_one()
+            )
+
+    # ------------------------------------------------------------------ checkpoints
+    def add_checkpoint(
+        self, record: dict[str, Any], *, lease: Lease | None = None
+    ) -> CheckpointRecord:
+        """Inserts the record of a file already stored. With ``lease``, only while the worker
+        still holds its job (raises LeaseLost otherwise, inserting nothing)."""
+        with self._write.begin() as conn:
+            if lease is not None:
+                self._check_held(conn, lease)
+            seq = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.max(checkpoints.c.seq), 0))
+            ).scalar_one()
+            values = {
+                **record,
+                "seq": seq + 1,
+                "created_at": record.get("created_at") or time.time(),
+            }
+            conn.execute(checkpoints.insert().values(**values))
+            row = conn.execute(sa.select(checkpoints).where(checkpoints.c.id == record["id"])).one()
+            return checkpoint_record(row)
+
+    def get_checkpoint(self, checkpoint_id: str) -> CheckpointRecord | None:
+        with self._read.begin() as conn:
+            row = conn.execute(
+                sa.select(checkpoints).where(checkpoints.c.id == checkpoint_id)
+            ).first()
+            return None if row is None else checkpoint_record(row)
+
+    def list_checkpoints(
+        self, job_id: str | None, limit: int, offset: int
+    ) -> Page[CheckpointRecord]:
+        cond = [checkpoints.c.job_id == job_id] if job_id else []
+        with self._read.begin() as conn:
+            total = conn.execute(
+                sa.select(sa.func.count()).select_from(checkpoints).where(*cond)
+            ).scalar_one()
+            rows = conn.execute(
+                sa.select(checkpoints)
+                .where(*cond)
+                .order_by(checkpoints.c.seq.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+            return Page([checkpoint_record(r) for r in rows], total)
+
+    def delete_checkpoint(self, checkpoint_id: str) -> bool:
+        with self._write.begin() as conn:
+            return (
+                conn.execute(checkpoints.delete().where(checkpoints.c.id == checkpoint_id)).rowcount
+                == 1
+            )
+
+
+__all__ = ["IdempotencyConflict", "LeaseLost", "Page", "QueueFull", "Store"]
