@@ -44,6 +44,7 @@ class Job(_Model):
     error: str | None = None
     latest_checkpoint: str | None = None
     resumed_from: str | None = None
+    worker: str | None = None  # which worker holds (or last held) the job
 
     @property
     def is_final(self) -> bool:

@@ -72,6 +72,10 @@ class Job(BaseModel):
     error: str | None
     latest_checkpoint: str | None
     resumed_from: str | None
+    worker: str | None = Field(
+        description="the worker that holds (or last held) the job: "
+        "local:<host>:<id> in the server's pool, celery:<node>:<pid> on a worker node"
+    )
 
     @classmethod
     def of(cls, job: JobRecord) -> Job:
@@ -91,6 +95,7 @@ class Job(BaseModel):
             error=job.error,
             latest_checkpoint=job.latest_checkpoint,
             resumed_from=job.resumed_from,
+            worker=job.worker_id,
         )
 
 

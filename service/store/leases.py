@@ -138,7 +138,11 @@ class LeaseQueries(Engines):
         """The worker stops without finishing (suspended): back to the queue, or cancelled
         if a cancel arrived meanwhile. Returns the state the job went to."""
         with self._write.begin() as conn:
-            cancel = conn.execute(sa.select(jobs.c.cancel_requested).where(*_held(lease))).scalar()
+            # FOR UPDATE: a cancel committed between this read and the update below would
+            # otherwise be lost, the job requeued with it (and so never claimed again).
+            cancel = conn.execute(
+                sa.select(jobs.c.cancel_requested).where(*_held(lease)).with_for_update()
+            ).scalar()
             if cancel is None:
                 raise LeaseLost(lease.job_id)
             to = JobState.CANCELLED if cancel else JobState.QUEUED
@@ -161,10 +165,13 @@ class LeaseQueries(Engines):
             cond.append(jobs.c.worker_id.in_(list(worker_ids)))
         moved: dict[str, JobState] = {}
         with self._write.begin() as conn:
+            # FOR UPDATE: as in release, a cancel must not slip in between read and update;
+            # in seq order, so that two recovery passes lock rows in one order (no deadlock).
             rows = conn.execute(
-                sa.select(
-                    jobs.c.id, jobs.c.attempt, jobs.c.cancel_requested, jobs.c.lost_count
-                ).where(*cond)
+                sa.select(jobs.c.id, jobs.c.attempt, jobs.c.cancel_requested, jobs.c.lost_count)
+                .where(*cond)
+                .order_by(jobs.c.seq)
+                .with_for_update()
             ).all()
             for job_id, attempt, cancel, lost in rows:
                 values: dict[str, Any] = {

@@ -33,6 +33,7 @@ JOB_FIELDS = {
     "error",
     "latest_checkpoint",
     "resumed_from",
+    "worker",
 }
 METRIC_KEYS = {"d_loss", "g_loss", "d_accuracy", "d_score"}
 QUALITY_KEYS = {"in_band", "resid", "w1_a"}
