@@ -39,11 +39,14 @@ LABEL org.opencontainers.image.title="curvegan" \
       org.opencontainers.image.version="0.1.0"
 
 # A fixed uid/gid so a bind-mounted /data can be chowned to match (chown 10001:10001 DIR).
+# /shared/checkpoints is where docker-compose.cluster.yml mounts the checkpoint volume that
+# API servers and workers share: a new named volume copies this directory's owner, while
+# one mounted on a path the image lacks would be root's and unwritable here.
 RUN groupadd --system --gid 10001 curvegan \
     && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/curvegan \
        --shell /usr/sbin/nologin curvegan \
-    && mkdir -p /data \
-    && chown 10001:10001 /data
+    && mkdir -p /data /shared/checkpoints \
+    && chown 10001:10001 /data /shared/checkpoints
 
 COPY --from=builder /opt/venv /opt/venv
 

@@ -155,6 +155,42 @@ def cmd_serve(args: argparse.Namespace, _: Client | None, out: TextIO, err: Text
     return OK
 
 
+def cmd_worker(args: argparse.Namespace, _: Client | None, out: TextIO, err: TextIO) -> int:
+    try:  # the server extra, with Celery
+        from pydantic import ValidationError as SettingsError
+
+        from service.runners.celery import make_celery, run_worker
+        from service.settings import Settings
+    except ImportError as exc:
+        print(
+            f"error: the worker is not installed here ({exc.name or exc} is missing): "
+            "pip install 'curvegan[server]'",
+            file=err,
+        )
+        return USAGE
+    # Checked here, before run_worker imports torch (seconds) and hands over to Celery: a
+    # missing broker URL or a bad CURVEGAN_* value is a usage error with a one-line message.
+    try:
+        make_celery(Settings()).close()
+    except SettingsError as exc:
+        for e in exc.errors():
+            field = "CURVEGAN_" + "_".join(str(part) for part in e["loc"]).upper()
+            print(f"error: {field}: {e['msg']}", file=err)
+        return USAGE
+    except ValueError as exc:
+        print(f"error: {exc}", file=err)
+        return USAGE
+    run_worker(args.node_name, args.concurrency, args.loglevel)
+    return OK
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def cmd_train(args: argparse.Namespace, api: Client, out: TextIO, err: TextIO) -> int:
     config = _parse_sets(args.set or [])
     for name in ("steps", "seed"):
@@ -321,6 +357,38 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--data-dir")
     serve.set_defaults(func=cmd_serve, needs_client=False)
+
+    worker = sub.add_parser(
+        "worker",
+        help="run a cluster worker node here (needs curvegan[server] and a broker)",
+        description=(
+            "Run a Celery worker node that trains the jobs a cluster's API servers publish. "
+            "Its settings come from CURVEGAN_* environment variables, the same as the API "
+            "servers': CURVEGAN_BROKER_URL, CURVEGAN_DATABASE_URL, CURVEGAN_STORAGE_URL and "
+            "CURVEGAN_QUEUE must match theirs. On SIGTERM running jobs save a checkpoint and "
+            "go back to the queue. See docs/scaling.md."
+        ),
+    )
+    worker.add_argument(
+        "--node-name",
+        metavar="NAME",
+        help="Celery node name, unique in the cluster, e.g. n1@%%h (default celery@HOSTNAME)",
+    )
+    worker.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        metavar="N",
+        help="jobs trained at once, one process each "
+        "(default CURVEGAN_WORKER_CONCURRENCY, else the CPU count)",
+    )
+    worker.add_argument(
+        "--loglevel",
+        default="info",
+        type=str.lower,
+        choices=["debug", "info", "warning", "error", "critical"],
+        help="log level (default info)",
+    )
+    worker.set_defaults(func=cmd_worker, needs_client=False)
 
     train = sub.add_parser("train", help="start a training job (prints its id)")
     train.add_argument("--steps", type=int)

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from sqlalchemy.exc import DBAPIError
+
 from gan_engine import TrainConfig, Trainer, TrainingDiverged, checkpoint_from_bytes
 
 from ..checkpointing import save_checkpoint
@@ -43,6 +45,11 @@ def run_claimed(
     except LeaseLost:
         log.warning("job %s: lease %d lost; another worker owns it now", job.id, lease.attempt)
         return None
+    except DBAPIError as exc:
+        # The store is out of reach: nothing can be recorded, not even a failure. The job's
+        # lease lapses and it resumes from its latest checkpoint once the store is back.
+        log.error("job %s: the store failed (%s); leaving the job to its lease", job.id, exc)
+        return None
     except TrainingDiverged as exc:
         return _fail(ctx, lease, str(exc))
     except Exception as exc:  # a job's failure must be recorded, whatever it was
@@ -53,7 +60,7 @@ def run_claimed(
 def _fail(ctx: WorkerContext, lease: Lease, error: str) -> JobState | None:
     try:
         ctx.store.finish(lease, JobState.FAILED, error)
-    except LeaseLost:
+    except (LeaseLost, DBAPIError):  # lost, or unrecordable: the lease decides
         return None
     return JobState.FAILED
 

@@ -519,6 +519,7 @@ def test_api_key_from_the_flag_or_the_environment(make_server: Callable[..., Ser
 HELP_PATHS = [
     [],
     ["serve"],
+    ["worker"],
     ["train"],
     ["jobs"],
     *[["jobs", a] for a in ("list", "show", "cancel", "delete", "wait", "metrics")],
@@ -537,7 +538,7 @@ def test_help_works_for_every_command_and_action() -> None:
         assert r.stdout.startswith(" ".join(["usage: curvegan", *path])), (path, show(r))
         assert r.stderr == "", (path, show(r))
     top = results[0].stdout
-    for word in ("serve", "train", "jobs", "checkpoints", "sample", "--url", "--api-key"):
+    for word in ("serve", "worker", "train", "jobs", "checkpoints", "sample", "--url", "--api-key"):
         assert word in top
     assert "Exit codes: 0 ok, 1 job failed or request refused, 2 usage error" in top
 
@@ -550,6 +551,93 @@ def test_the_console_script_runs_the_same_command(cli_server: Server, trained: T
     )
     assert json.loads(ok(found).stdout)["id"] == trained.job_id
     assert missing.returncode == 1, show(missing)  # the script passes main()'s exit code on
+
+
+# ----------------------------------------------------------------------------- worker
+@pytest.fixture
+def no_curvegan_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker reads its settings from CURVEGAN_*: none leaks in from this shell."""
+    for name in list(os.environ):
+        if name.startswith("CURVEGAN_"):
+            monkeypatch.delenv(name)
+
+
+def test_worker_help_shows_its_options() -> None:
+    r = ok(run_cli("worker", "--help", url="http://127.0.0.1:1"))
+    for option in ("--node-name", "--concurrency", "--loglevel", "CURVEGAN_BROKER_URL"):
+        assert option in r.stdout, show(r)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        # Cluster mode not configured at all: the broker URL is what the worker lacks.
+        ([], {}, "CURVEGAN_BROKER_URL"),
+        ([], {"CURVEGAN_EXECUTOR": "celery", "CURVEGAN_BROKER_URL": ""}, "CURVEGAN_BROKER_URL"),
+        (
+            [],
+            {"CURVEGAN_BROKER_URL": "memory://", "CURVEGAN_LEASE_SECONDS": "0"},
+            "CURVEGAN_LEASE_SECONDS",
+        ),
+        (["--concurrency", "0"], {"CURVEGAN_BROKER_URL": "memory://"}, "--concurrency"),
+    ],
+)
+@pytest.mark.usefixtures("no_curvegan_env")
+def test_worker_without_a_usable_configuration_is_a_usage_error(
+    args: list[str], env: dict[str, str], message: str
+) -> None:
+    r = run_cli("worker", *args, url="http://127.0.0.1:1", env=env, timeout=30)
+    assert r.returncode == 2, show(r)
+    assert message in r.stderr and "Traceback" not in r.stderr, show(r)
+    # The settings are checked before Celery starts: it never printed its banner.
+    assert "[config]" not in r.stdout, show(r)
+
+
+@pytest.mark.usefixtures("no_curvegan_env")
+def test_worker_starts_a_celery_node_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    from service.store import Store
+
+    # The in-process memory transport: no broker server is needed to start and stop a node.
+    db = f"sqlite:///{tmp_path / 'curvegan.db'}"
+    store = Store(db)
+    store.migrate()
+    store.dispose()
+    env = {
+        **os.environ,
+        "CURVEGAN_BROKER_URL": "memory://",
+        "CURVEGAN_DATABASE_URL": db,
+        "CURVEGAN_DATA_DIR": str(tmp_path),
+        "CURVEGAN_QUEUE": "curvegan-test",
+    }
+    log = tmp_path / "worker.log"
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [*CLI, "worker", "--node-name", "n1@testhost", "--concurrency", "1"],
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while "n1@testhost ready." not in log.read_text():
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+            proc.terminate()  # what docker stop sends: Celery's warm shutdown
+            code = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    text = log.read_text()
+    assert code == 0, text
+    assert "Traceback" not in text, text
+    # The options reached Celery: its banner names the node, the pool size and the queue.
+    assert "concurrency: 1 (prefork)" in text, text
+    assert ".> curvegan-test " in text, text
+    assert "curvegan.run_job" in text, text
 
 
 # ----------------------------------------------------------------------------- terminal

@@ -443,3 +443,270 @@ def test_healthchecks_pass_on_a_running_service_and_fail_without_one(
         assert up.returncode == 0, f"{where} healthcheck failed:\n{up.stderr}\n{server.log()}"
         down = run_check(argv, free_port())
         assert down.returncode != 0, f"{where} healthcheck passed with nothing listening"
+
+
+# ---- (f) docker-compose.cluster.yml: API replicas, workers, PostgreSQL, RabbitMQ ----
+
+COMPOSE_CLUSTER = ROOT / "docker-compose.cluster.yml"
+API_SERVICES = ("api-a", "api-b")
+# What API servers and workers must agree on, or they are not one cluster.
+SHARED_SETTINGS = (
+    "CURVEGAN_DATABASE_URL",
+    "CURVEGAN_BROKER_URL",
+    "CURVEGAN_STORAGE_URL",
+    "CURVEGAN_QUEUE",
+)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> dict:
+    return yaml.safe_load(COMPOSE_CLUSTER.read_text())
+
+
+def curvegan_services(cluster: dict) -> dict[str, dict]:
+    """The services that run this project's image (API servers and workers)."""
+    return {
+        name: service
+        for name, service in cluster["services"].items()
+        if service.get("image") == "curvegan:latest" or "build" in service
+    }
+
+
+def worker_services(cluster: dict) -> dict[str, dict]:
+    return {k: v for k, v in curvegan_services(cluster).items() if k not in API_SERVICES}
+
+
+def command_argv(service: dict) -> list[str]:
+    command = service.get("command")
+    if command is None:
+        return []
+    return list(command) if isinstance(command, list) else shlex.split(command)
+
+
+def mounts_of(service: dict) -> dict[str, str]:
+    """target -> source of a service's volumes (short or long syntax)."""
+    out = {}
+    for v in service.get("volumes") or []:
+        if isinstance(v, dict):
+            out[v["target"]] = v.get("source", "")
+        else:
+            source, target = str(v).split(":")[:2]
+            out[target] = source
+    return out
+
+
+def duration_s(value: object) -> float:
+    """A compose duration: ``30s``, ``1m30s``, ``1h``, ``500ms``."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", str(value))
+    assert parts and "".join(n + u for n, u in parts) == str(value), f"not a duration: {value!r}"
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def resolved_env(service: dict) -> dict[str, str]:
+    return {k: resolve_defaults(v) for k, v in compose_environment(service).items()}
+
+
+def test_cluster_compose_has_its_services(cluster: dict) -> None:
+    services = cluster["services"]
+    assert services["postgres"]["image"].split(":")[0] == "postgres"
+    assert services["postgres"]["image"].split(":")[1].split(".")[0] == "16"
+    assert services["rabbitmq"]["image"].startswith("rabbitmq:3.13")
+    ours = curvegan_services(cluster)
+    assert set(API_SERVICES) <= set(ours), sorted(services)
+    workers = worker_services(cluster)
+    nodes = sum(int((w.get("deploy") or {}).get("replicas", 1)) for w in workers.values())
+    assert nodes >= 2, f"fewer than two worker nodes: {workers}"
+    for name, service in ours.items():
+        # All built from this Dockerfile, as one image: API servers and workers run one version.
+        build = service["build"]
+        context = build if isinstance(build, str) else build.get("context", ".")
+        assert Path(ROOT, context).resolve() == ROOT, name
+        assert service["image"] == "curvegan:latest", name
+    # Every named volume a service mounts is declared.
+    declared = set(cluster.get("volumes") or {})
+    for name, service in services.items():
+        for source in mounts_of(service).values():
+            if not source.startswith((".", "/")):
+                assert source in declared, f"{name}: volume {source!r} is not declared"
+
+
+def test_cluster_sets_only_real_settings_and_valid_values(
+    cluster: dict, runtime: list[Instruction], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.settings import Settings
+
+    fields = set(Settings.model_fields)
+    for name, service in curvegan_services(cluster).items():
+        env = env_of(runtime) | resolved_env(service)
+        # Settings ignores unknown CURVEGAN_* names, so a typo would pass silently.
+        unknown = [
+            k
+            for k in env
+            if k.startswith("CURVEGAN_") and k.removeprefix("CURVEGAN_").lower() not in fields
+        ]
+        assert not unknown, f"{name}: not settings: {unknown}"
+        for var in os.environ:
+            if var.startswith("CURVEGAN_"):
+                monkeypatch.delenv(var)
+        for k, v in env.items():
+            if k.startswith("CURVEGAN_"):
+                monkeypatch.setenv(k, v)
+        settings = Settings()  # raises on a value out of range
+        assert settings.executor == "celery", name
+        assert settings.db_url.startswith("postgresql://"), name
+        assert settings.broker_url.startswith("amqp://"), name
+        assert settings.storage_url, f"{name}: checkpoint files would stay in the container"
+
+
+def test_cluster_apis_and_workers_share_database_broker_storage_and_queue(cluster: dict) -> None:
+    from service.settings import Settings
+
+    ours = curvegan_services(cluster)
+    assert worker_services(cluster)
+    default_queue = Settings.model_fields["queue"].default
+    for key in SHARED_SETTINGS:
+        values = {name: resolved_env(s).get(key) for name, s in ours.items()}
+        if key == "CURVEGAN_QUEUE":
+            values = {name: v or default_queue for name, v in values.items()}
+        assert len(set(values.values())) == 1, f"{key} differs: {values}"
+        assert next(iter(values.values())), f"{key} is not set: {values}"
+
+
+def test_cluster_urls_reach_the_database_and_broker_services(cluster: dict) -> None:
+    from urllib.parse import urlsplit
+
+    services = cluster["services"]
+    pg_env = resolved_env(services["postgres"])
+    mq_env = resolved_env(services["rabbitmq"])
+    env = resolved_env(services[API_SERVICES[0]])
+    db = urlsplit(env["CURVEGAN_DATABASE_URL"])
+    assert db.hostname == "postgres", db
+    assert db.username == pg_env["POSTGRES_USER"] and db.password == pg_env["POSTGRES_PASSWORD"]
+    assert db.path.lstrip("/") == pg_env["POSTGRES_DB"]
+    broker = urlsplit(env["CURVEGAN_BROKER_URL"])
+    assert broker.scheme == "amqp" and broker.hostname == "rabbitmq", broker
+    assert broker.username == mq_env["RABBITMQ_DEFAULT_USER"]
+    assert broker.password == mq_env["RABBITMQ_DEFAULT_PASS"]
+
+
+def test_cluster_checkpoint_storage_is_one_shared_volume_the_image_can_write(
+    cluster: dict, runtime: list[Instruction]
+) -> None:
+    from urllib.parse import urlsplit
+
+    ours = curvegan_services(cluster)
+    url = urlsplit(resolved_env(ours[API_SERVICES[0]])["CURVEGAN_STORAGE_URL"])
+    assert url.scheme == "file", url
+    path = url.path.rstrip("/")
+    sources = set()
+    for name, service in ours.items():
+        mounts = mounts_of(service)
+        covering = [
+            t for t in mounts if path == t.rstrip("/") or path.startswith(t.rstrip("/") + "/")
+        ]
+        assert covering, f"{name}: nothing mounted at {path}: {mounts}"
+        sources.add(mounts[max(covering, key=len)])
+    assert len(sources) == 1, f"API servers and workers mount different storage: {sources}"
+    [source] = sources
+    assert source in (cluster.get("volumes") or {}), f"{source!r} is not a named volume"
+    # A new named volume copies the owner of the image's directory at its mount point; on a
+    # path the image lacks it would be root's, and the service (not root) could not write.
+    user = [ins.args for ins in runtime if ins.keyword == "USER"][-1].split(":")[0]
+    runs = " && ".join(ins.args for ins in runtime if ins.keyword == "RUN")
+    assert re.search(rf"mkdir\s[^&;]*{re.escape(path)}(\s|$)", runs), runs
+    assert re.search(rf"chown\s+{user}(:\d+)?\s[^&;]*{re.escape(path)}(\s|$)", runs), runs
+
+
+def test_cluster_workers_run_curvegan_worker(cluster: dict, runtime: list[Instruction]) -> None:
+    from curvegan.cli import build_parser, cmd_worker
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["scripts"]["curvegan"] == "curvegan.cli:main"
+    assert env_of(runtime)["PATH"].startswith("/opt/venv/bin:")  # where the script lands
+    # The command replaces CMD only: an ENTRYPOINT would run in front of it.
+    assert not [ins for ins in runtime if ins.keyword == "ENTRYPOINT"]
+    for name, service in worker_services(cluster).items():
+        argv = command_argv(service)
+        assert argv[:2] == ["curvegan", "worker"], f"{name}: {argv}"
+        args = build_parser().parse_args(argv[1:])  # its options are the CLI's
+        assert args.func is cmd_worker
+        # The image's HEALTHCHECK asks /healthz, which no worker serves: disabled or replaced.
+        check = service.get("healthcheck") or {}
+        replaced = bool(check.get("test")) and "/healthz" not in str(check["test"])
+        assert check.get("disable") is True or replaced, f"{name}: {check}"
+    for name in API_SERVICES:
+        assert command_argv(cluster["services"][name]) in ([], ["curvegan", "serve"]), name
+
+
+def test_cluster_api_replicas_publish_their_own_ports(
+    cluster: dict, runtime: list[Instruction]
+) -> None:
+    port = env_of(runtime)["CURVEGAN_PORT"]
+    published = {}
+    for name in API_SERVICES:
+        [mapping] = cluster["services"][name]["ports"]
+        host, _, target = str(mapping).rpartition(":")
+        assert target == port, mapping
+        published[name] = host.rsplit(":", 1)[-1]
+    assert published == {"api-a": "8001", "api-b": "8002"}
+
+
+def test_cluster_services_wait_for_a_healthy_database_and_broker(cluster: dict) -> None:
+    services = cluster["services"]
+    pg_check = services["postgres"]["healthcheck"]["test"]
+    assert "pg_isready" in pg_check, pg_check
+    mq_check = services["rabbitmq"]["healthcheck"]["test"]
+    assert any("rabbitmq-diagnostics" in part for part in mq_check), mq_check
+    for name, service in curvegan_services(cluster).items():
+        depends = service["depends_on"]
+        for dep in ("postgres", "rabbitmq"):
+            assert depends[dep]["condition"] == "service_healthy", (name, depends)
+
+
+def rabbitmq_conf(text: str) -> dict[str, str]:
+    """RabbitMQ's sysctl-like format: ``key = value`` lines, ``#`` comments."""
+    out = {}
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            key, sep, value = line.partition("=")
+            assert sep, f"not a key = value line: {raw!r}"
+            out[key.strip()] = value.strip()
+    return out
+
+
+def test_cluster_rabbitmq_lets_a_message_stay_unacked_for_long_jobs(cluster: dict) -> None:
+    mounts = mounts_of(cluster["services"]["rabbitmq"])
+    confs = {
+        target: source
+        for target, source in mounts.items()
+        if target == "/etc/rabbitmq/rabbitmq.conf"
+        or re.fullmatch(r"/etc/rabbitmq/conf\.d/[^/]+\.conf", target)
+    }
+    assert confs, f"no RabbitMQ config file mounted: {mounts}"
+    settings: dict[str, str] = {}
+    for source in confs.values():
+        path = (COMPOSE_CLUSTER.parent / source).resolve()
+        assert path == ROOT / "deploy" / "rabbitmq.conf", path
+        settings |= rabbitmq_conf(path.read_text())
+    # Workers ack a job's message when the job ends (acks_late): below the longest job,
+    # RabbitMQ would close the worker's channel mid-job. At least an hour, in milliseconds.
+    assert int(settings["consumer_timeout"]) >= 3_600_000, settings
+
+
+def test_cluster_grace_periods_let_running_jobs_save_and_requeue(cluster: dict) -> None:
+    for name, service in curvegan_services(cluster).items():
+        assert duration_s(service.get("stop_grace_period", "10s")) >= 30, name
+        assert service.get("init") is True, f"{name}: SIGTERM must reach the process"
+
+
+def test_server_extra_installs_what_the_service_and_worker_import() -> None:
+    # The image installs '.[server]' and nothing else: a module the service or `curvegan
+    # worker` imports must come with it.
+    server = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]["server"]
+    names = {re.split(r"[\[<>=!~; ]", dep, maxsplit=1)[0].lower() for dep in server}
+    missing = {"celery", "fsspec", "alembic", "psycopg", "sqlalchemy"} - names
+    assert not missing, f"not in the server extra: {sorted(missing)}"
