@@ -74,7 +74,7 @@ class Job(BaseModel):
     resumed_from: str | None
     worker: str | None = Field(
         description="the worker that holds (or last held) the job: "
-        "local:<host>:<id> in the server's pool, celery:<node>:<pid> on a worker node"
+        "local:<host>:<pid> in the server's pool, celery:<node>:<pid> on a worker node"
     )
 
     @classmethod

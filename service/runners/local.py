@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import time
-import uuid
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from multiprocessing.sharedctypes import Synchronized
@@ -86,17 +85,17 @@ class LocalRunner:
         self._slots.clear()
 
     def _spawn(self) -> _Slot:
-        worker_id = f"local:{socket.gethostname()}:{uuid.uuid4().hex[:12]}"
         heartbeat = self._ctx.Value("d", time.time(), lock=False)
         busy = self._ctx.Value("i", 0, lock=False)
         process = self._ctx.Process(
             target=pool_worker_main,
-            args=(self.settings, worker_id, self._wake, self._stop, heartbeat, busy, os.getpid()),
-            name=f"curvegan-worker-{worker_id[-6:]}",
+            args=(self.settings, self._wake, self._stop, heartbeat, busy, os.getpid()),
+            name="curvegan-worker",
             daemon=True,
         )
         process.start()
-        return _Slot(worker_id, process, heartbeat, busy)  # type: ignore[arg-type]
+        assert process.pid is not None
+        return _Slot(worker_id_of(process.pid), process, heartbeat, busy)  # type: ignore[arg-type]
 
     async def _supervise(self) -> None:
         while True:
@@ -140,9 +139,13 @@ class LocalRunner:
                 self._wake.release()
 
 
+def worker_id_of(pid: int) -> str:
+    """The pool process's id in the store: the host and pid say where to look for it."""
+    return f"local:{socket.gethostname()}:{pid}"
+
+
 def pool_worker_main(
     settings: Settings,
-    worker_id: str,
     wake: Semaphore,
     stop: Event,
     heartbeat: Any,
@@ -158,6 +161,7 @@ def pool_worker_main(
     from ..storage import make_storage
     from .worker import WorkerContext, run_claimed  # imports torch: the pool is warm after
 
+    worker_id = worker_id_of(os.getpid())
     store = Store(settings.db_url)
     ctx = WorkerContext(
         store, make_storage(settings.storage_url, settings.files_dir), settings.lease_seconds
