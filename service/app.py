@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI
 from .catalog import CheckpointService
 from .deps import Services, require_api_key
 from .errors import install_error_handlers
+from .events import EventHub
 from .jobs import JobService
 from .routers import checkpoints, jobs, ops
 from .runners import make_runner
@@ -26,7 +27,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     store = Store(settings.db_url)
     storage = make_storage(settings.storage_url, settings.files_dir)
     runner = make_runner(store, settings)
-    telemetry = Telemetry(store, lambda: runner.busy_workers)
+    events = EventHub(store)
+    telemetry = Telemetry(store, lambda: runner.busy_workers, events)
     svc = Services(
         settings=settings,
         store=store,
@@ -40,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_samples=settings.max_samples,
             cache_size=settings.sampler_cache,
         ),
+        events=events,
         telemetry=telemetry,
     )
 

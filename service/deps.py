@@ -9,6 +9,7 @@ from fastapi import Request
 
 from .catalog import CheckpointService
 from .domain import Unauthorized
+from .events import EventHub
 from .jobs import JobService
 from .runners import Runner
 from .settings import Settings
@@ -25,6 +26,7 @@ class Services:
     runner: Runner
     jobs: JobService
     checkpoints: CheckpointService
+    events: EventHub
     telemetry: Telemetry
 
 

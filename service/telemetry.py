@@ -12,13 +12,15 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .events import EventHub
 from .store import Store
 
 
 class _StoreCollector(Collector):
-    def __init__(self, store: Store, running_workers: Any) -> None:
+    def __init__(self, store: Store, running_workers: Any, events: EventHub) -> None:
         self.store = store
         self.running_workers = running_workers
+        self.events = events
 
     def collect(self) -> Iterable[Any]:
         jobs = GaugeMetricFamily("curvegan_jobs", "Jobs by state", labels=["state"])
@@ -35,10 +37,18 @@ class _StoreCollector(Collector):
             "Worker processes of this server training a job",
             self.running_workers(),
         )
+        yield GaugeMetricFamily(
+            "curvegan_event_watches",
+            "Jobs whose event streams this server follows (one poll each, however many streams)",
+            self.events.watched_jobs,
+        )
+        yield CounterMetricFamily(
+            "curvegan_event_store_polls", "Store polls made for event streams", self.events.polls
+        )
 
 
 class Telemetry:
-    def __init__(self, store: Store, running_workers: Any) -> None:
+    def __init__(self, store: Store, running_workers: Any, events: EventHub) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "curvegan_http_requests",
@@ -53,7 +63,7 @@ class Telemetry:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
-        self.registry.register(_StoreCollector(store, running_workers))
+        self.registry.register(_StoreCollector(store, running_workers, events))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

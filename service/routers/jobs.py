@@ -9,7 +9,6 @@ from fastapi.responses import StreamingResponse
 
 from ..deps import Services, services
 from ..domain import Conflict
-from ..events import job_events
 from ..schemas import (
     Checkpoint,
     Error,
@@ -86,7 +85,7 @@ def job_event_stream(
     if last_event_id and last_event_id.isdigit():
         since_step = max(since_step, int(last_event_id))
     return StreamingResponse(
-        job_events(svc.store, job_id, since_step),
+        svc.events.stream(job_id, since_step),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -223,3 +224,40 @@ def test_events_of_unknown_job_is_404_json(mc: httpx.Client) -> None:
     assert r.headers["content-type"].startswith("application/json"), r.headers
     body = r.json()
     assert body.get("error") == "not_found" and body.get("message"), body
+
+
+def test_many_subscribers_share_one_poll_and_each_sees_every_step(
+    mc: httpx.Client, module_server: Server
+) -> None:
+    job = create(mc, {"steps": 4000, "log_every": 100, "seed": 21, "batch_size": 128})
+    streams: list[Stream] = []
+    watches_seen: list[float] = []
+
+    def subscribe(delay: float) -> Stream:
+        time.sleep(delay)  # some join at once, some while the shared poll already runs
+        with module_server.client() as c:
+            return read_events(c, job["id"], timeout=90)
+
+    def metric(name: str) -> float:
+        text = mc.get("/metrics").text
+        line = next(ln for ln in text.splitlines() if ln.startswith(f"{name} "))
+        return float(line.split()[1])
+
+    polls_before = metric("curvegan_event_store_polls_total")
+    start = time.monotonic()
+    with ThreadPoolExecutor(30) as pool:
+        futures = [pool.submit(subscribe, 0.1 * (i % 15)) for i in range(30)]
+        time.sleep(2.0)
+        watches_seen.append(metric("curvegan_event_watches"))
+        streams = [f.result() for f in futures]
+    elapsed = time.monotonic() - start
+    polls = metric("curvegan_event_store_polls_total") - polls_before
+    assert watches_seen == [1.0], watches_seen
+    # One poll every 0.2 s for the job, not one per stream (30 streams would make ~30x).
+    assert polls <= elapsed / 0.2 + 5, f"{polls} polls in {elapsed:.1f}s for 30 streams"
+    for s in streams:
+        assert s.ended and s.events[0].event == "state", s.events[:1]
+        assert s.events[-1].event == "state" and s.events[-1].data["state"] == "succeeded"
+        steps = [int(e.data["step"]) for e in s.events if e.event == "metrics"]
+        assert steps == list(range(100, 4001, 100)), steps
+    assert metric("curvegan_event_watches") == 0.0, "the poll stops with its last subscriber"
