@@ -14,8 +14,9 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        # One process: jobs run in worker processes this one owns, and the SQLite store is
-        # shared through the file, so more API processes would add nothing but contention.
+        # One process: it owns its pool of training workers. More uvicorn processes would be
+        # safe (they share the store's queue under leases) but each would bring a pool of its
+        # own; to serve more clients, run more servers or use cluster mode (docs/scaling.md).
         workers=1,
     )
 
