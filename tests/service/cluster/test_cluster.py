@@ -266,3 +266,57 @@ def test_redis_is_accepted_as_the_broker(
         done = wait_final(c, api, job["id"], timeout=60)
         assert done["state"] == "succeeded", f"{done}\n{c.logs()}"
         assert node_of(done) == "n1@test"
+
+
+def test_a_node_stopped_mid_job_hands_it_over_after_saving(cluster: Cluster) -> None:
+    config = {**LONG_RUN, "seed": 41}
+    pool = ThreadPoolExecutor(1)
+    a, b = (s.client() for s in cluster.apis)
+    with a, b:
+        job = create(a, config)
+        reference = pool.submit(reference_generator, job["config"])
+        seen = running_on_a_node(cluster, a, job["id"], 600)
+        node = node_named(cluster, node_of(seen))
+        # A deploy or `docker stop`: SIGTERM, a warm shutdown that would wait for the job;
+        # the node asks its jobs, through the store, to save and go back to the queue.
+        start = time.monotonic()
+        node.stop()
+        stopped_in = time.monotonic() - start
+        try:
+            assert stopped_in < 15, f"the node took {stopped_in:.1f}s to stop"
+            done = wait_final(cluster, b, job["id"])
+            assert done["state"] == "succeeded", f"{done}\n{cluster.logs()}"
+            assert node_of(done) != node.name
+            assert metric_steps(a, job["id"]) == list(range(100, 3001, 100))
+            assert_same_weights(final_generator(a, done), reference.result(timeout=120))
+        finally:
+            node.start()
+
+
+def test_jobs_whose_messages_were_lost_are_published_again(cluster: Cluster) -> None:
+    """As if an API server died between writing a job and publishing it, or the broker lost
+    the message: the job is queued in the store with no message anywhere."""
+    from service.store import Store
+
+    store = Store(cluster.env["CURVEGAN_DATABASE_URL"])
+    try:
+        ids = []
+        for i, published in enumerate((False, True)):
+            job, _ = store.create_job(
+                job_id=f"job_lost{i}",
+                name=None,
+                config=TrainConfig(steps=300, seed=50 + i).to_dict(),
+                step=0,
+                resumed_from=None,
+                idempotency_key=None,
+                request_hash=None,
+            )
+            if published:  # "published" just now, but the message never reached a queue
+                store.mark_published([job.id])
+            ids.append(job.id)
+    finally:
+        store.dispose()
+    with cluster.apis[1].client() as c:
+        for job_id in ids:
+            done = wait_final(cluster, c, job_id, timeout=60)
+            assert done["state"] == "succeeded", f"{done}\n{cluster.logs()}"
