@@ -232,6 +232,8 @@ class Store(LeaseQueries):
         with self._write.begin() as conn:
             if lease is not None:
                 self._check_held(conn, lease)
+            if self.is_postgres:  # as for jobs: seq stays unique across concurrent writers
+                conn.execute(sa.text("LOCK TABLE checkpoints IN SHARE ROW EXCLUSIVE MODE"))
             seq = conn.execute(
                 sa.select(sa.func.coalesce(sa.func.max(checkpoints.c.seq), 0))
             ).scalar_one()

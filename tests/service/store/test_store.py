@@ -584,3 +584,18 @@ def test_db_now_is_the_wall_clock(store: Store) -> None:
         write.dispose()
     assert isinstance(now, float)
     assert abs(now - time.time()) < 2.0
+
+
+def test_concurrent_checkpoint_records_get_distinct_sequence_numbers(store: Store) -> None:
+    # Creation order (newest first in listings) rests on seq being unique.
+    def add(worker: int) -> None:
+        for i in range(10):
+            store.add_checkpoint(checkpoint(f"c{worker}_{i}", None, i))
+
+    threads = [threading.Thread(target=add, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seqs = [c.seq for c in store.list_checkpoints(None, 100, 0).items]
+    assert len(seqs) == 40 and len(set(seqs)) == 40, sorted(seqs)
