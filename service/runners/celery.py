@@ -54,6 +54,9 @@ def make_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_connection_retry_on_startup=True,
+        # A POST /v1/jobs publishes inline: an unreachable broker must cost it seconds at most
+        # (the job is queued in the store regardless, and published again later).
+        broker_connection_timeout=2.0,
         broker_transport_options={"visibility_timeout": 12 * 3600},
         worker_hijack_root_logger=False,
     )
