@@ -30,6 +30,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/service.py
+	$(BIN)/python benchmarks/runner.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
