@@ -160,7 +160,7 @@ def worker_app(settings: Settings | None = None) -> Celery:
 def _process_init(**_: Any) -> None:
     # Each forked pool process opens its own connections (never share sockets across fork).
     from ..storage import make_storage
-    from .worker import WorkerContext
+    from .worker import WorkerContext, warm_up
 
     settings: Settings | None = _node.get("settings")
     if settings is None:  # a Celery worker of some other app
@@ -168,6 +168,7 @@ def _process_init(**_: Any) -> None:
     if settings.worker_nice:
         os.nice(settings.worker_nice)
     _node["parent"] = os.getppid()
+    warm_up()
     _node["ctx"] = WorkerContext(
         Store(settings.db_url),
         make_storage(settings.storage_url, settings.files_dir),

@@ -159,8 +159,9 @@ def pool_worker_main(
     if settings.worker_nice:
         os.nice(settings.worker_nice)
     from ..storage import make_storage
-    from .worker import WorkerContext, run_claimed  # imports torch: the pool is warm after
+    from .worker import WorkerContext, run_claimed, warm_up
 
+    warm_up()
     worker_id = worker_id_of(os.getpid())
     store = Store(settings.db_url)
     ctx = WorkerContext(

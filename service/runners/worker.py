@@ -22,6 +22,16 @@ from ..store import LeaseLost, Store
 log = logging.getLogger("curvegan.worker")
 
 
+def warm_up() -> None:
+    """A process's first training run pays ~1 s of first use (torch's lazy imports behind
+    the optimizer, first-call dispatch of every kernel): pay it when the worker starts, not
+    in its first job. Runs in each worker process after any fork (a parent that ran torch
+    ops could deadlock its forked children)."""
+    trainer = Trainer(TrainConfig(steps=2, log_every=1, checkpoint_every=0, seed=0))
+    trainer.run()
+    trainer.checkpoint().to_bytes()
+
+
 @dataclass(frozen=True)
 class WorkerContext:
     store: Store
