@@ -17,7 +17,13 @@ def make_engines(url: str | sa.URL) -> tuple[Engine, Engine]:
         # Writers take the lock up front: a deferred transaction that reads and then writes
         # can fail at once with SQLITE_BUSY instead of waiting its turn.
         return _sqlite_engine(parsed, "BEGIN"), _sqlite_engine(parsed, "BEGIN IMMEDIATE")
-    engine = sa.create_engine(parsed, pool_pre_ping=True)
+    connect_args = {}
+    if parsed.get_backend_name() == "postgresql":
+        # Every transaction here takes milliseconds. One left open (its process paused or cut
+        # off mid-write) would hold its row locks, and so its job, until it came back: the
+        # server ends such a session instead, and the job's lease can lapse and move on.
+        connect_args["options"] = "-c idle_in_transaction_session_timeout=10000"
+    engine = sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
     return engine, engine
 
 

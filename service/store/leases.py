@@ -167,11 +167,12 @@ class LeaseQueries(Engines):
         with self._write.begin() as conn:
             # FOR UPDATE: as in release, a cancel must not slip in between read and update;
             # in seq order, so that two recovery passes lock rows in one order (no deadlock).
+            # SKIP LOCKED: a row some writer holds now is taken at a later pass, not waited on.
             rows = conn.execute(
                 sa.select(jobs.c.id, jobs.c.attempt, jobs.c.cancel_requested, jobs.c.lost_count)
                 .where(*cond)
                 .order_by(jobs.c.seq)
-                .with_for_update()
+                .with_for_update(skip_locked=True)
             ).all()
             for job_id, attempt, cancel, lost in rows:
                 values: dict[str, Any] = {
