@@ -82,7 +82,7 @@ class _Stack:
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             inputs.append(h)
-            h = torch.baddbmm(b, h, w)
+            h = _bmm(h, w, b)
             if i < last:
                 h = h.relu_()
         return h, inputs
@@ -91,15 +91,15 @@ class _Stack:
         """Writes d(loss)/d(parameters) into ``grad``, given d(loss)/d(output)."""
         g_weights, g_biases = self.views(grad)
         for i in range(len(self.weights) - 1, -1, -1):
-            torch.bmm(inputs[i].transpose(1, 2), delta, out=g_weights[i])
+            g_weights[i].copy_(_bmm(inputs[i].transpose(1, 2), delta))
             torch.sum(delta, dim=1, keepdim=True, out=g_biases[i])
             if i > 0:
-                delta = _relu_backward(torch.bmm(delta, self.weights[i].transpose(1, 2)), inputs[i])
+                delta = _relu_backward(_bmm(delta, self.weights[i].transpose(1, 2)), inputs[i])
 
     def input_grad(self, delta: torch.Tensor, inputs: list[torch.Tensor]) -> torch.Tensor:
         """d(loss)/d(input) with the weights held constant (D as G's loss sees it)."""
         for i in range(len(self.weights) - 1, -1, -1):
-            delta = torch.bmm(delta, self.weights[i].transpose(1, 2))
+            delta = _bmm(delta, self.weights[i].transpose(1, 2))
             if i > 0:
                 delta = _relu_backward(delta, inputs[i])
         return delta
@@ -125,6 +125,21 @@ class _Stack:
         for name, w, b in zip(self.names, weights, biases, strict=True):
             w[i].copy_(state[f"{name}.weight"].t())
             b[i, 0].copy_(state[f"{name}.bias"])
+
+
+def _bmm(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """a @ b (+ bias) for batches of small matrices, in the orientation the batched kernel
+    runs fast in. Measured (K = 32, one thread): a product whose result is narrow (15 or 1
+    columns) runs 2-8x faster computed as (b^T a^T)^T, and one with an inner size of 1 (an
+    outer product) is a broadcast multiply (~15x faster than bmm)."""
+    if a.shape[2] == 1:
+        out = a * b
+        return out if bias is None else out.add_(bias)
+    if b.shape[2] < a.shape[1]:
+        at, bt = b.transpose(1, 2), a.transpose(1, 2)
+        out = torch.bmm(at, bt) if bias is None else torch.baddbmm(bias.transpose(1, 2), at, bt)
+        return out.transpose(1, 2)
+    return torch.bmm(a, b) if bias is None else torch.baddbmm(bias, a, b)
 
 
 def _relu_backward(delta: torch.Tensor, relu_output: torch.Tensor) -> torch.Tensor:
