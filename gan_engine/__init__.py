@@ -16,6 +16,7 @@ from .config import PRESETS, ConfigError, TrainConfig
 from .data import artist_works, x_grid
 from .metrics import Quality, curve_quality, w1_to_uniform
 from .models import Discriminator, Generator
+from .population import Population
 from .sampling import CurveSampler, Samples
 from .trainer import LogRecord, RunResult, Trainer, TrainingDiverged
 
@@ -30,6 +31,7 @@ __all__ = [
     "Discriminator",
     "Generator",
     "LogRecord",
+    "Population",
     "Quality",
     "RunResult",
     "Samples",

@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.exc import DBAPIError
 
-from gan_engine import TrainConfig, Trainer, TrainingDiverged, checkpoint_from_bytes
+from gan_engine import TrainConfig, TrainingDiverged, checkpoint_from_bytes
+from gan_engine.population import Population
 
 from ..checkpointing import save_checkpoint
 from ..domain import JobRecord, JobState, Lease
@@ -27,9 +28,9 @@ def warm_up() -> None:
     the optimizer, first-call dispatch of every kernel): pay it when the worker starts, not
     in its first job. Runs in each worker process after any fork (a parent that ran torch
     ops could deadlock its forked children)."""
-    trainer = Trainer(TrainConfig(steps=2, log_every=1, checkpoint_every=0, seed=0))
+    trainer = Population([TrainConfig(steps=2, log_every=1, checkpoint_every=0, seed=0)])
     trainer.run()
-    trainer.checkpoint().to_bytes()
+    trainer.member_checkpoint(0).to_bytes()
 
 
 @dataclass(frozen=True)
@@ -81,12 +82,14 @@ def _train(
     store = ctx.store
     config = TrainConfig.from_dict(job.config)
     start_from = job.latest_checkpoint or job.resumed_from
+    # A job is a population of one: the engine's fast path (hand-derived backward pass,
+    # ~2x the autograd Trainer's steps/s); its checkpoints are ordinary single-GAN ones.
     if start_from:
         ckpt = checkpoint_from_bytes(ctx.storage.read(start_from))
         # The job may train longer or log differently than the run that saved the checkpoint.
-        trainer = Trainer.from_checkpoint(replace(ckpt, config=config))
+        trainer = Population.from_checkpoints([replace(ckpt, config=config)])
     else:
-        trainer = Trainer(config)
+        trainer = Population([config])
     # An earlier holder may have logged steps past the checkpoint this run starts from.
     store.rewind(lease, trainer.step_count)
 
@@ -114,11 +117,11 @@ def _train(
         return wanted
 
     result = trainer.run(
-        on_log=lambda r: store.record_progress(lease, r.step, r.to_dict()),
+        on_log=lambda rs: store.record_progress(lease, rs[0].step, rs[0].to_dict()),
         should_stop=should_stop,
         should_checkpoint=should_checkpoint,
-        on_checkpoint=lambda c: save_checkpoint(
-            store, ctx.storage, c, job_id=job.id, source="training", lease=lease
+        on_checkpoint=lambda cs: save_checkpoint(
+            store, ctx.storage, cs[0], job_id=job.id, source="training", lease=lease
         ),
     )
     if not result.stopped:

@@ -11,6 +11,7 @@ import httpx
 import torch
 
 from gan_engine import Checkpoint, LogRecord, TrainConfig, Trainer, checkpoint_from_bytes
+from gan_engine.population import Population
 from tests.conftest import Server
 
 FINAL = {"succeeded", "failed", "cancelled"}
@@ -25,11 +26,12 @@ RESTART_CONFIG = {
 
 
 def train_in_process(config: dict) -> tuple[Checkpoint, list[LogRecord]]:
-    """The uninterrupted run: the same config trained in one go in this process."""
-    trainer = Trainer(TrainConfig.from_dict(config))
+    """The uninterrupted run: the same config trained in one go in this process, on the
+    engine jobs run on (a population of one)."""
+    pop = Population([TrainConfig.from_dict(config)])
     records: list[LogRecord] = []
-    trainer.run(on_log=records.append)
-    return trainer.checkpoint(), records
+    pop.run(on_log=records.extend)
+    return pop.member_checkpoint(0), records
 
 
 def create(client: httpx.Client, body: dict) -> dict:

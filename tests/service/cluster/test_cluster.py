@@ -13,7 +13,8 @@ import httpx
 import pytest
 import torch
 
-from gan_engine import TrainConfig, Trainer, checkpoint_from_bytes
+from gan_engine import TrainConfig, checkpoint_from_bytes
+from gan_engine.population import Population
 from tests.service.cluster.conftest import Cluster, WorkerNode, wait_until
 
 FINAL = {"succeeded", "failed", "cancelled"}
@@ -55,9 +56,10 @@ def node_of(job: dict) -> str:
 
 
 def reference_generator(config: dict) -> dict[str, torch.Tensor]:
-    trainer = Trainer(TrainConfig.from_dict(config))
-    trainer.run()
-    return {k: v for k, v in trainer.checkpoint().tensors.items() if k.startswith("g.")}
+    # The engine jobs run on: a population of one.
+    pop = Population([TrainConfig.from_dict(config)])
+    pop.run()
+    return {k: v for k, v in pop.member_checkpoint(0).tensors.items() if k.startswith("g.")}
 
 
 def final_generator(client: httpx.Client, job: dict) -> dict[str, torch.Tensor]:

@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import torch
 
-from gan_engine import TrainConfig, Trainer, checkpoint_from_bytes
+from gan_engine import TrainConfig, checkpoint_from_bytes
+from gan_engine.population import Population
 from tests.conftest import Server
 
 FINAL = {"succeeded", "failed", "cancelled"}
@@ -28,9 +29,10 @@ def create(client: httpx.Client, config: dict) -> dict:
 
 
 def reference_generator(config: dict) -> dict[str, torch.Tensor]:
-    trainer = Trainer(TrainConfig.from_dict(config))
-    trainer.run()
-    return {k: v for k, v in trainer.checkpoint().tensors.items() if k.startswith("g.")}
+    # The engine jobs run on: a population of one.
+    pop = Population([TrainConfig.from_dict(config)])
+    pop.run()
+    return {k: v for k, v in pop.member_checkpoint(0).tensors.items() if k.startswith("g.")}
 
 
 def assert_finished_like_the_reference(client: httpx.Client, done: dict, reference: dict) -> None:
