@@ -322,31 +322,36 @@ class Population:
     def run(
         self,
         *,
-        on_log: Callable[[list[LogRecord]], None] | None = None,
+        on_log: Callable[[dict[int, LogRecord]], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
-        on_checkpoint: Callable[[list[Checkpoint]], None] | None = None,
+        on_checkpoint: Callable[[dict[int, Checkpoint]], None] | None = None,
         should_checkpoint: Callable[[], bool] | None = None,
     ) -> RunResult:
         """``Trainer.run`` for the whole population: ``on_log`` gets the records and
-        ``on_checkpoint`` the checkpoints of the members still live (in member order, see
-        ``live``). A member whose losses stop being finite leaves (``failed``); the run
-        raises TrainingDiverged only when none is left."""
+        ``on_checkpoint`` the checkpoints of the members still live, by member index. A
+        member whose losses stop being finite leaves (``failed``), as does one ``drop``ped;
+        the run raises TrainingDiverged only when every member diverged."""
         cfg = self.config
         stopped = False
         with intra_op_threads(self.num_threads):
             while self.step_count < cfg.steps:
-                if should_stop is not None and should_stop():
+                if (should_stop is not None and should_stop()) or not self.live:
                     stopped = True
                     break
                 self.step()
                 s = self.step_count
                 if s % cfg.log_every == 0 or s == cfg.steps:
                     records = self.evaluate()
-                    if on_log is not None:
+                    if on_log is not None and records:
                         on_log(records)
                 wants = should_checkpoint is not None and should_checkpoint()
                 periodic = cfg.checkpoint_every and s % cfg.checkpoint_every == 0
-                if on_checkpoint is not None and s < cfg.steps and (periodic or wants):
+                if (
+                    on_checkpoint is not None
+                    and s < cfg.steps
+                    and (periodic or wants)
+                    and self.live
+                ):
                     on_checkpoint(self.checkpoints())
             logged = self.last_records[self.live[0]] if self.live else None
             if (
@@ -355,14 +360,14 @@ class Population:
                 and (logged is None or logged.step != self.step_count)
             ):
                 records = self.evaluate()
-                if on_log is not None:
+                if on_log is not None and records:
                     on_log(records)
-            if on_checkpoint is not None:
+            if on_checkpoint is not None and self.live:
                 on_checkpoint(self.checkpoints())
         last = self.last_records[self.live[0]] if self.live else None
         return RunResult(step=self.step_count, stopped=stopped, last=last)
 
-    def evaluate(self) -> list[LogRecord]:
+    def evaluate(self) -> dict[int, LogRecord]:
         """Metrics of the latest step for every live member; members whose figures are not
         finite leave the population here, before any checkpoint of their weights."""
         if self._logits is None:
@@ -381,7 +386,7 @@ class Population:
             curves, _ = (self.ema or self.g).forward(self.eval_z)
             d_loss, g_loss, accuracy = d_loss.tolist(), g_loss.tolist(), accuracy.tolist()
             curves = curves.cpu()
-            records = []
+            records: dict[int, LogRecord] = {}
             for i in self.live:
                 if not (math.isfinite(d_loss[i]) and math.isfinite(g_loss[i])):
                     self.failed[i] = str(
@@ -409,8 +414,8 @@ class Population:
                     a_std=quality.a_std,
                 )
                 self.last_records[i] = record
-                records.append(record)
-        if not self.live:
+                records[i] = record
+        if not self.live and all("diverged" in why for why in self.failed.values()):
             step, reason = self.step_count, self.failed[0].split(": ", 1)[-1]
             raise (
                 TrainingDiverged(step, reason)
@@ -444,8 +449,13 @@ class Population:
             metrics.pop("step")
         return Checkpoint(self.configs[i], self.step_count, tensors, metrics)
 
-    def checkpoints(self) -> list[Checkpoint]:
-        return [self.member_checkpoint(i) for i in self.live]
+    def checkpoints(self) -> dict[int, Checkpoint]:
+        return {i: self.member_checkpoint(i) for i in self.live}
+
+    def drop(self, i: int, reason: str) -> None:
+        """Member ``i`` leaves: it still trains (its slices of every batch cost little and
+        never touch the others) but is no longer evaluated, logged or checkpointed."""
+        self.failed.setdefault(i, reason)
 
     @classmethod
     def from_checkpoints(

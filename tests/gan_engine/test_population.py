@@ -149,7 +149,7 @@ def test_a_population_resumes_bit_exactly_from_its_member_checkpoints(shape: str
     first.run(should_stop=lambda: first.step_count >= 60, on_checkpoint=saved.append)
     assert first.step_count == 60
     # Through bytes, as a job's checkpoints travel: the loaded members resume exactly.
-    members = [checkpoint_from_bytes(c.to_bytes()) for c in saved[-1]]
+    members = [checkpoint_from_bytes(c.to_bytes()) for c in saved[-1].values()]
     resumed = Population.from_checkpoints(members)
     resumed.run()
     for i in range(2):
@@ -193,7 +193,7 @@ def test_a_diverging_member_leaves_and_the_others_train_on() -> None:
     assert set(pop.failed) == {1} and "diverged" in pop.failed[1]
     assert pop.live == [0, 2]
     assert all(len(batch) == 2 for batch in records)
-    assert [c.config.seed for c in pop.checkpoints()] == [1, 3]
+    assert [c.config.seed for c in pop.checkpoints().values()] == [1, 3]
     # Nothing of the failed member reaches the others: they are what they would be without it.
     clean = Population([cfg(seed=s) for s in (1, 2, 3)])
     clean.run()
@@ -206,3 +206,23 @@ def test_a_diverging_member_leaves_and_the_others_train_on() -> None:
     alone.g.weights[-1][0].fill_(float("nan"))
     with pytest.raises(TrainingDiverged, match="step"):
         alone.run()
+
+
+def test_a_dropped_member_stops_reporting_and_a_run_with_none_left_stops() -> None:
+    pop = Population([cfg(seed=s, steps=60) for s in (1, 2)])
+    logged: list[dict] = []
+
+    def should_stop() -> bool:
+        if pop.step_count == 20:
+            pop.drop(0, "cancelled")
+        return False
+
+    result = pop.run(on_log=logged.append, should_stop=should_stop)
+    assert not result.stopped and result.step == 60
+    assert [sorted(batch) for batch in logged] == [[0, 1], [1], [1]]
+    assert list(pop.checkpoints()) == [1] and pop.failed == {0: "cancelled"}
+
+    lonely = Population([cfg(seed=3, steps=60)])
+    # Dropped from inside the hook, which answers "go on": the run stops as none is left.
+    result = lonely.run(should_stop=lambda: lonely.step_count == 10 and bool(lonely.drop(0, "x")))
+    assert result.stopped and result.step == 10

@@ -30,7 +30,7 @@ def train_in_process(config: dict) -> tuple[Checkpoint, list[LogRecord]]:
     engine jobs run on (a population of one)."""
     pop = Population([TrainConfig.from_dict(config)])
     records: list[LogRecord] = []
-    pop.run(on_log=records.extend)
+    pop.run(on_log=lambda batch: records.extend(batch.values()))
     return pop.member_checkpoint(0), records
 
 
