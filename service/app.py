@@ -13,11 +13,12 @@ from .deps import Services, require_api_key
 from .errors import install_error_handlers
 from .events import EventHub
 from .jobs import JobService
-from .routers import checkpoints, jobs, ops
+from .routers import checkpoints, jobs, ops, sweeps
 from .runners import make_runner
 from .settings import Settings
 from .storage import make_storage
 from .store import Store
+from .sweeps import SweepService
 from .telemetry import Telemetry, TelemetryMiddleware
 
 
@@ -35,6 +36,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         storage=storage,
         runner=runner,
         jobs=JobService(store, runner, max_queued=settings.max_queued_jobs),
+        sweeps=SweepService(
+            store,
+            runner,
+            max_queued=settings.max_queued_jobs,
+            max_members=settings.max_sweep_members,
+        ),
         checkpoints=CheckpointService(
             store,
             storage,
@@ -68,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     auth = [Depends(require_api_key)]
     app.include_router(jobs.router, dependencies=auth)
+    app.include_router(sweeps.router, dependencies=auth)
     app.include_router(checkpoints.router, dependencies=auth)
     app.include_router(ops.router)
     app.add_middleware(TelemetryMiddleware, telemetry=telemetry)

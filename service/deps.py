@@ -15,6 +15,7 @@ from .runners import Runner
 from .settings import Settings
 from .storage import CheckpointStorage
 from .store import Store
+from .sweeps import SweepService
 from .telemetry import Telemetry
 
 
@@ -25,6 +26,7 @@ class Services:
     storage: CheckpointStorage
     runner: Runner
     jobs: JobService
+    sweeps: SweepService
     checkpoints: CheckpointService
     events: EventHub
     telemetry: Telemetry

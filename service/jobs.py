@@ -131,6 +131,11 @@ class JobService:
 
     def delete(self, job_id: str) -> None:
         job = self.get(job_id)
+        if job.sweep_id is not None:
+            # A sweep keeps all its members: its counts, best member and state stay whole.
+            raise Conflict(
+                f"job {job_id} is a member of sweep {job.sweep_id}; delete the sweep instead"
+            )
         if not job.state.is_final or not self.store.delete_job(job_id):
             raise Conflict(f"job {job_id} is {job.state}; only a finished job can be deleted")
 

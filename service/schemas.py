@@ -76,6 +76,8 @@ class Job(BaseModel):
         description="the worker that holds (or last held) the job: "
         "local:<host>:<pid> in the server's pool, celery:<node>:<pid> on a worker node"
     )
+    sweep_id: str | None = Field(None, description="the sweep this job is a member of")
+    member_index: int | None = Field(None, description="its place in the sweep, from 0")
 
     @classmethod
     def of(cls, job: JobRecord) -> Job:
@@ -96,6 +98,8 @@ class Job(BaseModel):
             latest_checkpoint=job.latest_checkpoint,
             resumed_from=job.resumed_from,
             worker=job.worker_id,
+            sweep_id=job.sweep_id,
+            member_index=job.member_index,
         )
 
 

@@ -24,7 +24,11 @@ class Settings(BaseSettings):
     max_samples: int = Field(100_000, ge=1)
     # One worker process per running job; more than the CPU count only time-slices.
     max_concurrent_jobs: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
-    max_queued_jobs: int = Field(100, ge=0)
+    # Room for a few of the largest sweeps at once: a sweep queues all its members together.
+    max_queued_jobs: int = Field(1000, ge=0)
+    # Members of one sweep (POST /v1/sweeps); a larger grid or list is refused before any
+    # member is expanded.
+    max_sweep_members: int = Field(256, ge=1, le=100_000)
     # Samplers (a loaded generator each, ~10 KB) kept in memory, least recently used dropped.
     sampler_cache: int = Field(8, ge=1)
     # Workers run at a lower CPU priority so the API answers promptly while jobs train.
@@ -49,6 +53,8 @@ class Settings(BaseSettings):
     # Cluster mode: a queued job unclaimed this long while the broker queue is empty had its
     # message lost, and is published again.
     republish_seconds: float = Field(30.0, ge=0.1, le=86_400.0)
+    # The most sweep members one worker process trains together as a population.
+    max_population: int = Field(64, ge=1, le=16_384)
     # Worker processes of `curvegan worker` (Celery prefork); 0 means the CPU count.
     worker_concurrency: int = Field(0, ge=0, le=1024)
 

@@ -1,4 +1,4 @@
-"""The service's domain, free of I/O: job states and transitions, typed records, errors."""
+"""The service's domain, free of I/O: job states and transitions, sweeps, records, errors."""
 
 from .errors import (
     Conflict,
@@ -18,10 +18,14 @@ from .records import (
     JobRecord,
     Lease,
     Requests,
+    SweepRecord,
 )
 from .states import FINAL_STATES, TRANSITIONS, JobState
+from .sweeps import BEST_BY, DEFAULT_BEST_BY, SweepStats
 
 __all__ = [
+    "BEST_BY",
+    "DEFAULT_BEST_BY",
     "FINAL_STATES",
     "LOSS_FIELDS",
     "METRIC_FIELDS",
@@ -38,6 +42,8 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "Requests",
+    "SweepRecord",
+    "SweepStats",
     "TooManyJobs",
     "Unauthorized",
 ]

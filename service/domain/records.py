@@ -34,10 +34,28 @@ class JobRecord:
     # which fences off every write of an earlier holder.
     worker_id: str | None
     attempt: int
+    # Set for the members of a sweep (last, with defaults: records made before sweeps existed,
+    # and their constructors, stay valid).
+    sweep_id: str | None = None
+    member_index: int | None = None
 
     @property
     def progress(self) -> float:
         return min(1.0, self.step / self.steps) if self.steps else 0.0
+
+
+@dataclass(frozen=True)
+class SweepRecord:
+    """A base recipe and its variations; its members are ordinary jobs, and its state is
+    derived from theirs (see domain.sweeps), never stored."""
+
+    id: str
+    seq: int
+    name: str | None
+    # The request as given: {"preset", "config" (the base fields), and "vary" or "members"}.
+    config: dict[str, Any]
+    best_by: str
+    created_at: float
 
 
 @dataclass(frozen=True)

@@ -43,11 +43,12 @@ def create_job(
 def list_jobs(
     svc: Svc,
     state: JobStateName | None = None,
+    sweep_id: Annotated[str | None, Query(description="only this sweep's members")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> JobList:
     """Jobs, newest first."""
-    page = svc.store.list_jobs(state, limit, offset)
+    page = svc.store.list_jobs(state, limit, offset, sweep_id=sweep_id)
     return JobList(items=[Job.of(j) for j in page.items], total=page.total)
 
 

@@ -195,23 +195,25 @@ def _shutting_down(sender: Any = None, **_: Any) -> None:
 
 
 def _run_job(app: Celery, job_id: str, node: str) -> str:
-    from ..domain import JobState
-    from .worker import run_claimed
+    from .members import claim_members, run_members
 
     ctx = _node["ctx"]
+    settings: Settings = _node["settings"]
     worker_id = f"celery:{node}:{os.getpid()}"
-    claimed = ctx.store.claim(worker_id, ctx.lease_s, job_id)
-    if claimed is None:  # a duplicate, a redelivery, or a job cancelled meanwhile
+    # A sweep's member brings its siblings of the same shape: this process's share when the
+    # node's processes split them. Their own messages then find them claimed.
+    claimed = claim_members(ctx, worker_id, _node["concurrency"], settings.max_population, job_id)
+    if not claimed:  # a duplicate, a redelivery, or a job cancelled meanwhile
         return "not claimed"
 
     def tick() -> None:
         if os.getppid() != _node["parent"]:
             os._exit(0)  # the node's main process is gone: the lease brings the job back
 
-    state = run_claimed(ctx, *claimed, tick=tick)
-    if state is JobState.QUEUED:
-        publish(app, ctx.store, [job_id])
-    return "lost" if state is None else state.value
+    requeued = run_members(ctx, claimed, tick=tick)
+    if requeued:
+        publish(app, ctx.store, requeued)
+    return f"{len(claimed)} job(s) trained"
 
 
 def run_worker(node_name: str | None, concurrency: int | None, loglevel: str = "info") -> None:
@@ -222,6 +224,7 @@ def run_worker(node_name: str | None, concurrency: int | None, loglevel: str = "
     settings = Settings()
     app = worker_app(settings)
     n = concurrency or settings.worker_concurrency or os.cpu_count() or 1
+    _node["concurrency"] = n
     argv = [
         "worker",
         f"--concurrency={n}",

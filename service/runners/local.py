@@ -159,7 +159,8 @@ def pool_worker_main(
     if settings.worker_nice:
         os.nice(settings.worker_nice)
     from ..storage import make_storage
-    from .worker import WorkerContext, run_claimed, warm_up
+    from .members import claim_members, run_members
+    from .worker import WorkerContext, warm_up
 
     warm_up()
     worker_id = worker_id_of(os.getpid())
@@ -179,19 +180,22 @@ def pool_worker_main(
         while not stop.is_set():
             tick()
             try:
-                claimed = store.claim(worker_id, settings.lease_seconds)
+                claimed = claim_members(
+                    ctx, worker_id, settings.max_concurrent_jobs, settings.max_population
+                )
             except Exception:  # the store is down for a moment: the worker waits, not dies
                 log.exception("worker %s could not claim a job", worker_id)
-                claimed = None
-            if claimed is None:
+                claimed = []
+            if not claimed:
                 wake.acquire(timeout=IDLE_POLL_S)
                 continue
-            if stop.is_set():  # claimed while the pool was being stopped: give it back
-                store.release(claimed[0])
+            if stop.is_set():  # claimed while the pool was being stopped: give them back
+                for lease, _ in claimed:
+                    store.release(lease)
                 break
             busy.value = 1
             try:
-                run_claimed(ctx, *claimed, tick=tick)
+                run_members(ctx, claimed, tick=tick)
             finally:
                 busy.value = 0
     finally:

@@ -9,7 +9,7 @@ Expiry is compared with the database's clock.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -67,6 +67,62 @@ class LeaseQueries(Engines):
                 return None
             job = job_record(conn.execute(JOB_SELECT.where(jobs.c.id == job_id)).one())
             return Lease(job_id, worker_id, job.attempt), job
+
+    def claim_siblings(
+        self,
+        first: JobRecord,
+        worker_id: str,
+        lease_s: float,
+        compatible: Callable[[dict[str, Any]], bool],
+        how_many: Callable[[int], int],
+    ) -> list[tuple[Lease, JobRecord]]:
+        """More queued members of ``first``'s sweep that can train in one population with
+        it (``compatible`` looks at a config), each under its own lease: fresh members only
+        (step 0, nothing to resume from), oldest first; ``how_many`` of the n found."""
+        if first.sweep_id is None:
+            return []
+        with self._write.begin() as conn:
+            query = (
+                sa.select(jobs.c.id, jobs.c.config)
+                .where(
+                    jobs.c.sweep_id == first.sweep_id,
+                    jobs.c.state == QUEUED,
+                    jobs.c.cancel_requested == sa.false(),
+                    jobs.c.step == 0,
+                    jobs.c.resumed_from.is_(None),
+                )
+                .order_by(jobs.c.seq)
+            )
+            if self.is_postgres:
+                query = query.with_for_update(skip_locked=True)
+            found = [row.id for row in conn.execute(query) if compatible(row.config)]
+            ids = found[: how_many(len(found))]
+            if not ids:
+                return []
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.id.in_(ids), jobs.c.state == QUEUED)
+                .values(
+                    state=RUNNING,
+                    worker_id=worker_id,
+                    attempt=jobs.c.attempt + 1,
+                    lease_expires_at=db_now() + lease_s,
+                    started_at=time.time(),
+                    suspend_requested=False,
+                    save_requests=0,
+                )
+            )
+            rows = conn.execute(
+                JOB_SELECT.where(jobs.c.id.in_(ids), jobs.c.worker_id == worker_id).order_by(
+                    jobs.c.seq
+                )
+            )
+            out = []
+            for row in rows:
+                job = job_record(row)
+                if job.state is JobState.RUNNING:
+                    out.append((Lease(job.id, worker_id, job.attempt), job))
+            return out
 
     def renew(self, lease: Lease, lease_s: float) -> Requests:
         """Extends the lease; returns what the API asks of the job. Raises LeaseLost."""

@@ -9,8 +9,8 @@ from typing import Any, Generic, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ..domain import CheckpointRecord, JobRecord, JobState
-from .tables import checkpoints, jobs
+from ..domain import CheckpointRecord, JobRecord, JobState, SweepRecord
+from .tables import checkpoints, jobs, sweeps
 
 T = TypeVar("T")
 
@@ -30,7 +30,7 @@ class IdempotencyConflict(Exception):
 
     def __init__(self, job_id: str) -> None:
         super().__init__(job_id)
-        self.job_id = job_id
+        self.job_id = job_id  # the job (or, for a sweep's key, the sweep) made under it
 
 
 class QueueFull(Exception):
@@ -65,6 +65,13 @@ def job_record(row: Any) -> JobRecord:
 
 def checkpoint_record(row: Any) -> CheckpointRecord:
     return CheckpointRecord(**dict(row._mapping))
+
+
+SWEEP_SELECT = sa.select(*(sweeps.c[name] for name in SweepRecord.__dataclass_fields__))
+
+
+def sweep_record(row: Any) -> SweepRecord:
+    return SweepRecord(**dict(row._mapping))
 
 
 class Engines:

@@ -1,8 +1,9 @@
 """All SQL of the service (SQLAlchemy Core: SQLite by default, PostgreSQL for clusters).
 
 Job states change only through edges in ``domain.TRANSITIONS``: the API's own moves go
-through ``transition``; a worker's go through the lease methods (leases.py), fenced by its
-claim. No edge leaves a final state, so a finished job can never be revived.
+through ``transition`` (or, for all of a sweep's queued members at once, the same
+queued -> cancelled edge in sweeps.py); a worker's go through the lease methods (leases.py),
+fenced by its claim. No edge leaves a final state, so a finished job can never be revived.
 """
 
 from __future__ import annotations
@@ -34,12 +35,13 @@ from .rows import (
     job_record,
 )
 from .schema import migrate
+from .sweeps import SweepQueries
 from .tables import checkpoints, jobs, metrics
 
 _FINAL = [s.value for s in FINAL_STATES]
 
 
-class Store(LeaseQueries):
+class Store(LeaseQueries, SweepQueries):
     """Safe to use from several threads, processes and machines at once."""
 
     def __init__(self, url: str) -> None:
@@ -120,8 +122,16 @@ class Store(LeaseQueries):
             row = conn.execute(JOB_SELECT.where(jobs.c.id == job_id)).first()
             return None if row is None else job_record(row)
 
-    def list_jobs(self, state: JobState | str | None, limit: int, offset: int) -> Page[JobRecord]:
+    def list_jobs(
+        self,
+        state: JobState | str | None,
+        limit: int,
+        offset: int,
+        sweep_id: str | None = None,
+    ) -> Page[JobRecord]:
         cond = [jobs.c.state == JobState(state).value] if state else []
+        if sweep_id is not None:
+            cond.append(jobs.c.sweep_id == sweep_id)
         with self._read.begin() as conn:
             total = conn.execute(
                 sa.select(sa.func.count()).select_from(jobs).where(*cond)

@@ -41,8 +41,26 @@ jobs = sa.Table(
     sa.Column("suspend_requested", sa.Boolean, nullable=False, server_default=sa.false()),
     # When the job was last announced to a broker (cluster mode), to find lost messages.
     sa.Column("published_at", sa.Float),
+    # A sweep's members (migration 0003): its id, indexed to read a sweep's members in one
+    # query, and the member's place in the sweep's expansion.
+    sa.Column("sweep_id", sa.String(64), index=True),
+    sa.Column("member_index", sa.Integer),
     # The lease reaper looks for running jobs whose lease has run out.
     sa.Index("ix_jobs_state_lease_expires_at", "state", "lease_expires_at"),
+)
+# A base recipe and its variations (migration 0003). No state column: a sweep's state is
+# derived from its members' in the query that reads them, so the two can never disagree.
+sweeps = sa.Table(
+    "sweeps",
+    meta,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),  # newest-first listing
+    sa.Column("name", sa.String(200)),
+    sa.Column("config", sa.JSON, nullable=False),  # the request: preset, config, vary/members
+    sa.Column("best_by", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("idempotency_key", sa.String(200), unique=True),
+    sa.Column("request_hash", sa.String(64)),
 )
 metrics = sa.Table(
     "metrics",

@@ -1,0 +1,145 @@
+"""Request and response bodies of /v1/sweeps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .domain import BEST_BY, DEFAULT_BEST_BY, JobRecord, SweepRecord, SweepStats
+from .domain.sweeps import best_member, member_values
+from .schemas import JobStateName, LossMetrics, QualityMetrics, iso
+
+_BEST_BY_DOC = ", ".join(f"{name} ({c.better})" for name, c in BEST_BY.items())
+
+
+class SweepCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=200)
+    preset: str | None = Field(
+        None,
+        description="the recipe every member starts from: tutorial (the default), "
+        "recommended or fast",
+    )
+    config: dict[str, Any] | None = Field(
+        None, description="base engine config fields, as in POST /v1/jobs; members override them"
+    )
+    # Plain dicts, checked by the service: its messages name the field and member at fault.
+    vary: dict[str, Any] | None = Field(
+        None,
+        description="a grid: {field: [values...]}; one member per combination (fields in "
+        "sorted order, values in the given order). Exactly one of vary and members",
+    )
+    members: list[dict[str, Any]] | None = Field(
+        None, description="an explicit list: [{field: value, ...}, ...], each over the base"
+    )
+    best_by: str = Field(
+        DEFAULT_BEST_BY, description=f"the metric that picks the best member: {_BEST_BY_DOC}"
+    )
+
+
+class SweepCounts(BaseModel):
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    cancelled: int
+
+
+class SweepMember(BaseModel):
+    job_id: str
+    member_index: int
+    values: dict[str, Any] = Field(description="the fields this member sets over the base")
+    state: JobStateName
+    step: int
+    steps: int
+    progress: float
+    metrics: LossMetrics | None
+    quality: QualityMetrics | None
+
+
+class SweepBest(BaseModel):
+    job_id: str
+    member_index: int
+    value: float = Field(description="the member's latest value of best_by")
+
+
+class SweepSummary(BaseModel):
+    id: str
+    name: str | None
+    state: JobStateName = Field(
+        description="derived from the members: queued (all queued), running, succeeded (all "
+        "succeeded), failed (all final, one failed) or cancelled (all final, none failed)"
+    )
+    created_at: datetime
+    best_by: str
+    preset: str
+    config: dict[str, Any] = Field(description="the base config, as given")
+    vary: dict[str, list[Any]] | None = Field(description="the grid, when one was given")
+    member_count: int
+    counts: SweepCounts
+    progress: float = Field(description="the mean of the members' progress")
+
+    @classmethod
+    def fields_of(cls, sweep: SweepRecord, stats: SweepStats) -> dict[str, Any]:
+        return {
+            "id": sweep.id,
+            "name": sweep.name,
+            "state": stats.state.value,
+            "created_at": iso(sweep.created_at),
+            "best_by": sweep.best_by,
+            "preset": sweep.config.get("preset", "tutorial"),
+            "config": sweep.config.get("config") or {},
+            "vary": sweep.config.get("vary"),
+            "member_count": stats.size,
+            "counts": stats.counts,
+            "progress": stats.progress,
+        }
+
+    @classmethod
+    def of(cls, sweep: SweepRecord, stats: SweepStats) -> SweepSummary:
+        return cls(**cls.fields_of(sweep, stats))
+
+
+class Sweep(SweepSummary):
+    members: list[SweepMember]
+    best: SweepBest | None = Field(
+        description="the member with the best latest best_by so far; null until one logged"
+    )
+
+    @classmethod
+    def of_members(cls, sweep: SweepRecord, jobs: list[JobRecord]) -> Sweep:
+        values = member_values(sweep.config)
+        best = best_member(jobs, sweep.best_by)
+        return cls(
+            **cls.fields_of(sweep, SweepStats.of_members(jobs)),
+            members=[_member(job, values) for job in jobs],
+            best=None if best is None else SweepBest(**_place(best[0]), value=best[1]),
+        )
+
+
+def _place(job: JobRecord) -> dict[str, Any]:
+    # Every job read as a sweep's member has its index (store.sweep_members selects by sweep).
+    assert job.member_index is not None, job.id
+    return {"job_id": job.id, "member_index": job.member_index}
+
+
+def _member(job: JobRecord, values: list[dict[str, Any]]) -> SweepMember:
+    place = _place(job)
+    return SweepMember(
+        **place,
+        values=values[place["member_index"]],
+        state=job.state.value,
+        step=job.step,
+        steps=job.steps,
+        progress=job.progress,
+        metrics=job.metrics,
+        quality=job.quality,
+    )
+
+
+class SweepList(BaseModel):
+    items: list[SweepSummary]
+    total: int
