@@ -158,6 +158,7 @@ class _Adam:
         self.member_of = stack.member_of
         self.lr = torch.tensor(lrs, dtype=torch.float64, device=dev)
         self.lr_full = self.lr.float()[self.member_of]
+        self.uniform_lr = lrs[0] if len(set(lrs)) == 1 else None
         self.uniform_betas = len(set(betas)) == 1
         if self.uniform_betas:  # the common case (sweeps over seeds and learning rates)
             self.beta1, self.beta2 = betas[0]
@@ -176,7 +177,11 @@ class _Adam:
             self.exp_avg.lerp_(grad, 1.0 - beta1)
             self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
             # The bias corrections in double, as torch.optim.Adam takes them.
-            denom = (self.exp_avg_sq.sqrt() / math.sqrt(1.0 - beta2**t)).add_(ADAM_EPS)
+            denom = self.exp_avg_sq.sqrt().div_(math.sqrt(1.0 - beta2**t)).add_(ADAM_EPS)
+            if self.uniform_lr is not None:  # one learning rate: a scalar step size
+                step_size = self.uniform_lr * scale / (1.0 - beta1**t)
+                param.addcdiv_(self.exp_avg, denom, value=-step_size)
+                return
             step = self.lr_full * (scale / (1.0 - beta1**t))
         else:
             self.exp_avg.lerp_(grad, self.one_minus_b1)
@@ -222,6 +227,7 @@ class Population:
         dev = self.device
         self.x = x_grid(cfg.n_points).to(dev)
         self._x2 = (self.x * self.x).view(1, 1, -1)
+        self._x2_plus_1 = self._x2 + 1.0
         d_width = cfg.d_hidden or cfg.hidden
         self.g = _Stack(k, _layer_shapes(cfg.n_ideas, cfg.hidden, cfg.n_points, cfg.g_layers), dev)
         self.d = _Stack(k, _layer_shapes(cfg.n_points, d_width, 1, cfg.d_layers), dev)
@@ -234,7 +240,13 @@ class Population:
         if cfg.g_ema > 0:
             self.ema = _Stack(k, self.g.shapes, dev)
             self.ema.flat.copy_(self.g.flat)
-            self._ema_decay = torch.tensor([c.g_ema for c in configs], device=dev)[self.g.member_of]
+            decays = {c.g_ema for c in configs}
+            # One decay for all (always so for a single job): a scalar, no per-element tensor.
+            self._ema_decay: float | torch.Tensor = (
+                decays.pop()
+                if len(decays) == 1
+                else torch.tensor([c.g_ema for c in configs], device=dev)[self.g.member_of]
+            )
         betas = [tuple(c.betas) for c in configs]
         self.opt_g = _Adam(self.g, [c.lr_g for c in configs], betas)  # type: ignore[arg-type]
         self.opt_d = _Adam(self.d, [c.lr_d for c in configs], betas)  # type: ignore[arg-type]
@@ -251,6 +263,7 @@ class Population:
         b = cfg.batch_size
         self._offsets = torch.empty(k, b, 1)
         self._z = torch.empty(k, b, cfg.n_ideas)
+        self._d_targets = torch.cat([torch.ones(b, 1), torch.zeros(b, 1)]).to(dev)
         self.step_count = 0
         # Members that diverged: they train on (independently, harmlessly) but report nothing.
         self.failed: dict[int, str] = {}
@@ -268,11 +281,12 @@ class Population:
                 torch.randn(b, cfg.n_ideas, generator=rng, out=self._z[i])
             else:
                 torch.rand(b, cfg.n_ideas, generator=rng, out=self._z[i])
-        z = self._z.to(self.device, copy=True)
+        # The draw buffers are refilled each step, after this step has used them: no copies
+        # on the CPU; another device gets its own.
+        z = self._z if self.device.type == "cpu" else self._z.to(self.device)
         if cfg.latent == "uniform":
             z.mul_(2.0).sub_(1.0)
-        x2 = self._x2
-        real = torch.addcmul(x2, self._offsets.to(self.device), x2 + 1.0)
+        real = torch.addcmul(self._x2, self._offsets.to(self.device), self._x2_plus_1)
         return real, z
 
     def step(self) -> None:
@@ -297,9 +311,7 @@ class Population:
 
         # ================ D step: on the same fakes, detached from G ==================
         # d_loss = mean(softplus(-real)) + mean(softplus(fake)): d/dlogit = (sigmoid - target)/b
-        d_delta = sig.clone()
-        d_delta[:, :b] -= 1.0
-        d_delta.mul_(1.0 / b)
+        d_delta = torch.sub(sig, self._d_targets).mul_(1.0 / b)
         self.d.backward(d_delta, d_inputs, self._grad_d)
 
         t = self.step_count + 1
@@ -310,7 +322,8 @@ class Population:
         if self.ema is not None:
             decay = self._ema_decay
             if cfg.ema_warmup:
-                decay = decay.clamp(max=(1.0 + self.step_count) / (10.0 + self.step_count))
+                cap = (1.0 + self.step_count) / (10.0 + self.step_count)
+                decay = min(decay, cap) if isinstance(decay, float) else decay.clamp(max=cap)
             self.ema.flat.lerp_(self.g.flat, 1.0 - decay)
         self.step_count = t
 
