@@ -59,6 +59,10 @@ class _Stack:
         self.size = k * sum(i * o + o for i, o in shapes)
         self.flat = torch.zeros(self.size, device=device)
         self.weights, self.biases = self.views(self.flat)
+        # Views stay valid as the buffers change in place: made once, not per step.
+        self.weights_t = [w.transpose(1, 2) for w in self.weights]
+        self.grad = torch.zeros_like(self.flat)
+        self._grad_views = self.views(self.grad)
         # Which member each element belongs to: expands per-member hyperparameters.
         member = torch.arange(k, device=device)
         parts = []
@@ -87,19 +91,19 @@ class _Stack:
                 h = h.relu_()
         return h, inputs
 
-    def backward(self, delta: torch.Tensor, inputs: list[torch.Tensor], grad: torch.Tensor) -> None:
-        """Writes d(loss)/d(parameters) into ``grad``, given d(loss)/d(output)."""
-        g_weights, g_biases = self.views(grad)
+    def backward(self, delta: torch.Tensor, inputs: list[torch.Tensor]) -> None:
+        """Writes d(loss)/d(parameters) into ``self.grad``, given d(loss)/d(output)."""
+        g_weights, g_biases = self._grad_views
         for i in range(len(self.weights) - 1, -1, -1):
             g_weights[i].copy_(_bmm(inputs[i].transpose(1, 2), delta))
             torch.sum(delta, dim=1, keepdim=True, out=g_biases[i])
             if i > 0:
-                delta = _relu_backward(_bmm(delta, self.weights[i].transpose(1, 2)), inputs[i])
+                delta = _relu_backward(_bmm(delta, self.weights_t[i]), inputs[i])
 
     def input_grad(self, delta: torch.Tensor, inputs: list[torch.Tensor]) -> torch.Tensor:
         """d(loss)/d(input) with the weights held constant (D as G's loss sees it)."""
         for i in range(len(self.weights) - 1, -1, -1):
-            delta = _bmm(delta, self.weights[i].transpose(1, 2))
+            delta = _bmm(delta, self.weights_t[i])
             if i > 0:
                 delta = _relu_backward(delta, inputs[i])
         return delta
@@ -250,8 +254,6 @@ class Population:
         betas = [tuple(c.betas) for c in configs]
         self.opt_g = _Adam(self.g, [c.lr_g for c in configs], betas)  # type: ignore[arg-type]
         self.opt_d = _Adam(self.d, [c.lr_d for c in configs], betas)  # type: ignore[arg-type]
-        self._grad_g = torch.zeros_like(self.g.flat)
-        self._grad_d = torch.zeros_like(self.d.flat)
         # Each member's own training stream, as in Trainer: same seed, same draws.
         self.rngs = [torch.Generator().manual_seed(derive_seed(c.seed, "train")) for c in configs]
         self.eval_z = torch.stack(
@@ -307,18 +309,18 @@ class Population:
         minimax = cfg.loss == "minimax"
         g_delta = sig_fake * (-1.0 / b) if minimax else (sig_fake - 1.0) * (1.0 / b)
         fake_inputs = [h[:, b:] for h in d_inputs]
-        self.g.backward(self.d.input_grad(g_delta, fake_inputs), g_inputs, self._grad_g)
+        self.g.backward(self.d.input_grad(g_delta, fake_inputs), g_inputs)
 
         # ================ D step: on the same fakes, detached from G ==================
         # d_loss = mean(softplus(-real)) + mean(softplus(fake)): d/dlogit = (sigmoid - target)/b
         d_delta = torch.sub(sig, self._d_targets).mul_(1.0 / b)
-        self.d.backward(d_delta, d_inputs, self._grad_d)
+        self.d.backward(d_delta, d_inputs)
 
         t = self.step_count + 1
         # From the step count alone, so a resumed run follows the same schedule exactly.
         scale = 1.0 - self.step_count / cfg.steps if cfg.lr_schedule == "linear" else 1.0
-        self.opt_g.step(self.g.flat, self._grad_g, t, scale)
-        self.opt_d.step(self.d.flat, self._grad_d, t, scale)
+        self.opt_g.step(self.g.flat, self.g.grad, t, scale)
+        self.opt_d.step(self.d.flat, self.d.grad, t, scale)
         if self.ema is not None:
             decay = self._ema_decay
             if cfg.ema_warmup:

@@ -42,8 +42,8 @@ def cfg(shape: str = "tutorial", **kw: object) -> TrainConfig:
 
 def grads_by_name(pop: Population, i: int) -> dict[str, torch.Tensor]:
     """Member i's latest gradients, named as Trainer's parameters."""
-    g = {f"g.{k}": v for k, v in pop.g.member(pop._grad_g, i).items()}
-    d = {f"d.{k}": v for k, v in pop.d.member(pop._grad_d, i).items()}
+    g = {f"g.{k}": v for k, v in pop.g.member(pop.g.grad, i).items()}
+    d = {f"d.{k}": v for k, v in pop.d.member(pop.d.grad, i).items()}
     return {**g, **d}
 
 
