@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     republish_seconds: float = Field(30.0, ge=0.1, le=86_400.0)
     # The most sweep members one worker process trains together as a population.
     max_population: int = Field(64, ge=1, le=16_384)
+    # How many worker processes a sweep is split between (each takes its share of the queued
+    # members as one population); 0 means this server's pool, or one Celery node's processes.
+    # In a cluster, set it to the worker processes of all nodes to spread a sweep over them.
+    sweep_split: int = Field(0, ge=0, le=16_384)
     # Worker processes of `curvegan worker` (Celery prefork); 0 means the CPU count.
     worker_concurrency: int = Field(0, ge=0, le=1024)
 

@@ -202,7 +202,8 @@ def _run_job(app: Celery, job_id: str, node: str) -> str:
     worker_id = f"celery:{node}:{os.getpid()}"
     # A sweep's member brings its siblings of the same shape: this process's share when the
     # node's processes split them. Their own messages then find them claimed.
-    claimed = claim_members(ctx, worker_id, _node["concurrency"], settings.max_population, job_id)
+    split = settings.sweep_split or _node["concurrency"]
+    claimed = claim_members(ctx, worker_id, split, settings.max_population, job_id)
     if not claimed:  # a duplicate, a redelivery, or a job cancelled meanwhile
         return "not claimed"
 

@@ -180,9 +180,8 @@ def pool_worker_main(
         while not stop.is_set():
             tick()
             try:
-                claimed = claim_members(
-                    ctx, worker_id, settings.max_concurrent_jobs, settings.max_population
-                )
+                split = settings.sweep_split or settings.max_concurrent_jobs
+                claimed = claim_members(ctx, worker_id, split, settings.max_population)
             except Exception:  # the store is down for a moment: the worker waits, not dies
                 log.exception("worker %s could not claim a job", worker_id)
                 claimed = []

@@ -114,6 +114,7 @@ def running_cluster(
             "CURVEGAN_STORAGE_URL": f"file://{storage_dir}",
             "CURVEGAN_LEASE_SECONDS": LEASE_S,
             "CURVEGAN_REPUBLISH_SECONDS": "2",
+            "CURVEGAN_SWEEP_SPLIT": "2",
             "CURVEGAN_LOG_LEVEL": "warning",
             **{f"CURVEGAN_{k.upper()}": v for k, v in extra.items()},
         }

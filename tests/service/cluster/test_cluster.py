@@ -322,3 +322,27 @@ def test_jobs_whose_messages_were_lost_are_published_again(cluster: Cluster) -> 
         for job_id in ids:
             done = wait_final(cluster, c, job_id, timeout=60)
             assert done["state"] == "succeeded", f"{done}\n{cluster.logs()}"
+
+
+def test_a_sweep_spreads_over_both_nodes_as_populations(cluster: Cluster) -> None:
+    """CURVEGAN_SWEEP_SPLIT=2 (the cluster's two single-process nodes): each node takes half
+    of the sweep's members as one population."""
+    with cluster.apis[0].client() as a:
+        r = a.post(
+            "/v1/sweeps",
+            json={"config": {"steps": 1500, "log_every": 100}, "vary": {"seed": [1, 2, 3, 4]}},
+        )
+        assert r.status_code == 202, r.text
+        sweep_id = r.json()["id"]
+
+        def members() -> list[dict]:
+            return a.get("/v1/jobs", params={"sweep_id": sweep_id}).json()["items"]
+
+        def final() -> list[dict] | None:
+            ms = members()
+            return ms if all(j["state"] in FINAL for j in ms) else None
+
+        done = wait_until(final, 90, "the sweep final", cluster.logs)
+        assert [j["state"] for j in done] == ["succeeded"] * 4, done  # type: ignore[union-attr]
+        nodes = [node_of(j) for j in done]  # type: ignore[union-attr]
+        assert sorted(nodes.count(n) for n in set(nodes)) == [2, 2], nodes
