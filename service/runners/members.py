@@ -24,8 +24,8 @@ def claim_members(
     ctx: WorkerContext, worker_id: str, workers: int, max_size: int, job_id: str | None = None
 ) -> list[tuple[Lease, JobRecord]]:
     """Claims a job (``job_id``, or the oldest queued) and, for a sweep's member, its queued
-    siblings of the same shape: this worker's share when ``workers`` workers split them (so
-    a sweep fills the cores), at most ``max_size`` in all."""
+    siblings of the same shape: this worker's share when ``workers`` workers split the
+    sweep's members (so a sweep fills the cores), at most ``max_size`` in all."""
     first = ctx.store.claim(worker_id, ctx.lease_s, job_id)
     if first is None:
         return []
@@ -35,7 +35,8 @@ def claim_members(
         worker_id,
         ctx.lease_s,
         compatible=lambda config: shape_key(TrainConfig.from_dict(config)) == key,
-        how_many=lambda n: min(max_size - 1, -(-(n + 1) // max(1, workers)) - 1),
+        # An equal share of the sweep's members of this shape for each of ``workers``.
+        how_many=lambda total: min(max_size, -(-total // max(1, workers))) - 1,
     )
     return [first, *siblings]
 

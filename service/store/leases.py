@@ -78,10 +78,13 @@ class LeaseQueries(Engines):
     ) -> list[tuple[Lease, JobRecord]]:
         """More queued members of ``first``'s sweep that can train in one population with
         it (``compatible`` looks at a config), each under its own lease: fresh members only
-        (step 0, nothing to resume from), oldest first; ``how_many`` of the n found."""
+        (step 0, nothing to resume from), oldest first. ``how_many`` gets the number of the
+        sweep's members of this shape, in any state, and says how many siblings to take."""
         if first.sweep_id is None:
             return []
         with self._write.begin() as conn:
+            shapes = conn.execute(sa.select(jobs.c.config).where(jobs.c.sweep_id == first.sweep_id))
+            total = sum(1 for row in shapes if compatible(row.config))
             query = (
                 sa.select(jobs.c.id, jobs.c.config)
                 .where(
@@ -96,7 +99,7 @@ class LeaseQueries(Engines):
             if self.is_postgres:
                 query = query.with_for_update(skip_locked=True)
             found = [row.id for row in conn.execute(query) if compatible(row.config)]
-            ids = found[: how_many(len(found))]
+            ids = found[: how_many(total)]
             if not ids:
                 return []
             conn.execute(

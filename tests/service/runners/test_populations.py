@@ -48,6 +48,13 @@ def test_a_sweep_is_split_between_the_pool_workers_and_each_member_ends_as_alone
 ) -> None:
     server = make_server(max_concurrent_jobs="2")
     with server.client() as c:
+        # Both pool processes warm and idle first: a sweep posted while one still starts up
+        # would rightly go to the other one alone.
+        warm = [c.post("/v1/jobs", json={"config": {"steps": 1}}).json()["id"] for _ in range(2)]
+        for job_id in warm:
+            while c.get(f"/v1/jobs/{job_id}").json()["state"] not in FINAL:
+                time.sleep(0.05)
+        time.sleep(1.5)  # the slower process's warm-up (two training steps) is over too
         sweep = post_sweep(
             c,
             {
@@ -74,7 +81,10 @@ def test_a_sweep_is_split_between_the_pool_workers_and_each_member_ends_as_alone
             got = checkpoint_from_bytes(data).tensors
             for key in ("g.hidden.weight", "g.out.weight", "d.hidden.weight"):
                 err = float((got[key] - expected[key]).abs().max())
-                assert err < 1e-5, f"{job['id']} {key}: {err:.2e}"
+                # The same maths in batched kernels of another batch count: rounding, grown
+                # over 600 steps to ~1e-5-1e-4; a member trained with another member's
+                # learning rate or seed would be off by 1e-2 and more.
+                assert err < 5e-4, f"{job['id']} {key}: {err:.2e}"
 
 
 def test_one_member_cancelled_mid_population_the_others_finish(
