@@ -96,13 +96,12 @@ def run_members(
                 continue
             if requests.cancel:
                 # Its last checkpoint and state now; the others train on.
-                save_checkpoint(
-                    store,
-                    ctx.storage,
-                    pop.member_checkpoint(i),
-                    job_id=jobs[i].id,
-                    source="training",
-                    lease=lease,
+                ckpt = pop.member_checkpoint(i)
+                guarded(
+                    i,
+                    lambda ckpt=ckpt, lease=lease, job=jobs[i]: save_checkpoint(
+                        store, ctx.storage, ckpt, job_id=job.id, source="training", lease=lease
+                    ),
                 )
                 finish(i, JobState.CANCELLED)
                 pop.drop(i, "cancelled")
@@ -122,6 +121,9 @@ def run_members(
                 guarded(
                     i, lambda i=i, r=record: store.record_progress(leases[i], r.step, r.to_dict())
                 )
+        for i, why in list(pop.failed.items()):
+            if i in leases and "diverged" in why:  # it fails now; the others train on
+                finish(i, JobState.FAILED, why)
 
     def on_checkpoint(ckpts: dict[int, Checkpoint]) -> None:
         save_pending.clear()
