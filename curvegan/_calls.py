@@ -18,7 +18,17 @@ from typing import Any
 import httpx
 
 from .errors import UnavailableError, UsageError, error_for
-from .models import Checkpoint, CheckpointList, Event, Job, JobList, MetricRow, Samples
+from .models import (
+    Checkpoint,
+    CheckpointList,
+    Event,
+    Job,
+    JobList,
+    MetricRow,
+    Samples,
+    Sweep,
+    SweepList,
+)
 
 try:  # numpy is optional: with it, samples travel as .npy and come back as arrays
     import numpy as np
@@ -99,6 +109,32 @@ def raise_for_error(resp: httpx.Response, attempts: int = 1) -> None:
 
 
 # ---------------------------------------------------------------- jobs
+def _config(config: Any) -> dict[str, Any]:
+    if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
+        raise UsageError(f"config must be a dict of engine settings, got {config!r}")
+    return config
+
+
+def _name(name: Any) -> str:
+    if not isinstance(name, str) or len(name) > 200:
+        raise UsageError("name must be a string of at most 200 characters")
+    return name
+
+
+def _preset(preset: Any) -> str:
+    if not isinstance(preset, str) or not preset:
+        raise UsageError(f"preset must be a preset name, got {preset!r}")
+    return preset
+
+
+def _idempotency_key(key: str | None) -> dict[str, str]:
+    # Every create carries a key, so a retry after a lost response finds the first job (or
+    # sweep) instead of starting a second one.
+    if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= 200):
+        raise UsageError(f"idempotency_key must be a string of 1 to 200 characters, got {key!r}")
+    return {"Idempotency-Key": key or f"curvegan-client-{uuid.uuid4()}"}
+
+
 def create_job(
     config: dict[str, Any] | None,
     name: str | None,
@@ -108,33 +144,25 @@ def create_job(
 ) -> Call:
     body: dict[str, Any] = {}
     if config is not None:
-        if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
-            raise UsageError(f"config must be a dict of engine settings, got {config!r}")
-        body["config"] = config
+        body["config"] = _config(config)
     if name is not None:
-        if not isinstance(name, str) or len(name) > 200:
-            raise UsageError("name must be a string of at most 200 characters")
-        body["name"] = name
+        body["name"] = _name(name)
     if resume_from is not None:
         body["resume_from"] = _id("resume_from", resume_from)
     if preset is not None:
-        if not isinstance(preset, str) or not preset:
-            raise UsageError(f"preset must be a preset name, got {preset!r}")
-        body["preset"] = preset
-    # Every create carries a key, so a retry after a lost response finds the first job
-    # instead of starting a second one.
-    key = idempotency_key or f"curvegan-client-{uuid.uuid4()}"
-    return Call(
-        "POST", "/v1/jobs", _as(Job), json=body, headers={"Idempotency-Key": key}, idempotent=True
-    )
+        body["preset"] = _preset(preset)
+    headers = _idempotency_key(idempotency_key)
+    return Call("POST", "/v1/jobs", _as(Job), json=body, headers=headers, idempotent=True)
 
 
-def list_jobs(state: str | None, limit: int, offset: int) -> Call:
+def list_jobs(state: str | None, limit: int, offset: int, sweep_id: str | None = None) -> Call:
     params: dict[str, Any] = _page(limit, offset)
     if state is not None:
         if state not in STATES:
             raise UsageError(f"state must be one of {', '.join(STATES)}, got {state!r}")
         params["state"] = state
+    if sweep_id is not None:
+        params["sweep_id"] = _id("sweep_id", sweep_id)
     return Call("GET", "/v1/jobs", _as(JobList), params=params, idempotent=True)
 
 
@@ -172,6 +200,81 @@ def delete_job(job_id: str) -> Call:
 
 def save_checkpoint(job_id: str) -> Call:
     return Call("POST", f"/v1/jobs/{_id('job_id', job_id)}/checkpoints", _as(Checkpoint))
+
+
+# ---------------------------------------------------------------- sweeps
+def _field_map(where: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and k for k in value):
+        raise UsageError(f"{where} must be a dict of engine config fields, got {value!r}")
+    return value
+
+
+def create_sweep(
+    config: dict[str, Any] | None,
+    vary: dict[str, Any] | None,
+    members: list[dict[str, Any]] | None,
+    preset: str | None,
+    name: str | None,
+    best_by: str | None,
+    idempotency_key: str | None,
+) -> Call:
+    body: dict[str, Any] = {}
+    if config is not None:
+        body["config"] = _config(config)
+    if (vary is None) == (members is None):
+        raise UsageError("create_sweep needs exactly one of vary (a grid) or members (a list)")
+    if vary is not None:
+        grid = _field_map("vary", vary)
+        if not grid:
+            raise UsageError("vary must name at least one field to vary")
+        body["vary"] = {}
+        for field_name, values in grid.items():
+            # A tuple would travel as a JSON list too; a string or a set would not mean
+            # "these values in this order".
+            if not isinstance(values, (list, tuple)):
+                raise UsageError(f"vary[{field_name!r}] must be a list of values, got {values!r}")
+            if not values:
+                raise UsageError(f"vary[{field_name!r}] must list at least one value")
+            body["vary"][field_name] = list(values)
+    else:
+        if not isinstance(members, (list, tuple)):
+            raise UsageError(f"members must be a list of dicts, got {members!r}")
+        if not members:
+            raise UsageError("members must list at least one member")
+        body["members"] = [_field_map(f"members[{i}]", m) for i, m in enumerate(members)]
+    if preset is not None:
+        body["preset"] = _preset(preset)
+    if name is not None:
+        body["name"] = _name(name)
+    if best_by is not None:
+        # Not checked against a list: a newer server may rank by more metrics (422 names them).
+        if not isinstance(best_by, str) or not best_by:
+            raise UsageError(f"best_by must be a metric name such as 'w1_a', got {best_by!r}")
+        body["best_by"] = best_by
+    headers = _idempotency_key(idempotency_key)
+    return Call("POST", "/v1/sweeps", _as(Sweep), json=body, headers=headers, idempotent=True)
+
+
+def list_sweeps(limit: int, offset: int) -> Call:
+    return Call("GET", "/v1/sweeps", _as(SweepList), params=_page(limit, offset), idempotent=True)
+
+
+def get_sweep(sweep_id: str) -> Call:
+    return Call("GET", f"/v1/sweeps/{_id('sweep_id', sweep_id)}", _as(Sweep), idempotent=True)
+
+
+def sweep_events_path(sweep_id: str) -> str:
+    return f"/v1/sweeps/{_id('sweep_id', sweep_id)}/events"
+
+
+def cancel_sweep(sweep_id: str) -> Call:
+    # Not retried: a second cancel after a lost answer would be 409 (already final), which
+    # would hide that the first one worked.
+    return Call("POST", f"/v1/sweeps/{_id('sweep_id', sweep_id)}/cancel", _as(Sweep))
+
+
+def delete_sweep(sweep_id: str) -> Call:
+    return Call("DELETE", f"/v1/sweeps/{_id('sweep_id', sweep_id)}", _none, idempotent=True)
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -291,9 +394,9 @@ def remaining(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.01, deadline - time.monotonic())
 
 
-def check_deadline(deadline: float | None, job_id: str, timeout: float | None) -> None:
+def check_deadline(deadline: float | None, owner_id: str, timeout: float | None) -> None:
     if deadline is not None and time.monotonic() >= deadline:
-        raise TimeoutError(f"no end to the event stream of {job_id} after {timeout}s")
+        raise TimeoutError(f"no end to the event stream of {owner_id} after {timeout}s")
 
 
 class SseParser:

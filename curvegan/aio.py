@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ from .models import (
     JobList,
     MetricRow,
     Samples,
+    Sweep,
+    SweepList,
 )
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -112,9 +114,15 @@ class AsyncClient:
         )
 
     async def list_jobs(
-        self, state: str | None = None, limit: int = 100, offset: int = 0
+        self,
+        state: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        *,
+        sweep_id: str | None = None,
     ) -> JobList:
-        return await self._send(calls.list_jobs(state, limit, offset))
+        """Jobs, newest first; with ``sweep_id``, only that sweep's members."""
+        return await self._send(calls.list_jobs(state, limit, offset, sweep_id))
 
     async def get_job(self, job_id: str) -> Job:
         return await self._send(calls.get_job(job_id))
@@ -124,7 +132,7 @@ class AsyncClient:
     ) -> list[MetricRow]:
         return await self._send(calls.job_metrics(job_id, since_step, limit))
 
-    async def iter_events(
+    def iter_events(
         self,
         job_id: str,
         since_step: int = 0,
@@ -136,8 +144,22 @@ class AsyncClient:
         server sends a keep-alive every 15 s, so a stream silent for ``read_timeout`` seconds
         raises UnavailableError. With ``timeout``, raises TimeoutError once that many seconds
         have passed, whether or not the server is sending anything."""
+        return self._stream(
+            lambda: calls.events_path(job_id, since_step), job_id, timeout, read_timeout
+        )
+
+    async def _stream(
+        self,
+        target: Callable[[], tuple[str, dict[str, Any] | None]],
+        owner: str,
+        timeout: float | None,
+        read_timeout: float,
+    ) -> AsyncIterator[Event]:
+        """The events of one server-sent event stream (a job's or a sweep's). ``target`` gives
+        its path and query; called here, so bad arguments raise on the first iteration, as
+        they always have, and never before the caller iterates."""
         deadline = calls.deadline_after(timeout)
-        path, params = calls.events_path(job_id, since_step)
+        path, params = target()
         http_timeout = httpx.Timeout(self.http.timeout.connect or 10.0, read=read_timeout)
         try:
             async with self.http.stream("GET", path, params=params, timeout=http_timeout) as resp:
@@ -154,13 +176,13 @@ class AsyncClient:
                     except StopAsyncIteration:
                         return
                     except TimeoutError:
-                        calls.check_deadline(deadline, job_id, timeout)
+                        calls.check_deadline(deadline, owner, timeout)
                         raise
                     event = parser.feed(line)
                     if event is not None:
                         yield event
         except httpx.TransportError as exc:
-            raise UnavailableError(f"event stream of {job_id} broke: {exc}") from exc
+            raise UnavailableError(f"event stream of {owner} broke: {exc}") from exc
 
     async def wait(
         self,
@@ -211,6 +233,81 @@ class AsyncClient:
         self, job_id: str, n: int | None = None, *, seed: int | None = None, z: Any = None
     ) -> Samples:
         return await self._send(calls.sample_job(job_id, n, seed, z))
+
+    # ------------------------------------------------------------ sweeps
+    async def create_sweep(
+        self,
+        config: dict[str, Any] | None = None,
+        *,
+        vary: dict[str, list[Any]] | None = None,
+        members: list[dict[str, Any]] | None = None,
+        preset: str | None = None,
+        name: str | None = None,
+        best_by: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Sweep:
+        """Queues a sweep (``POST /v1/sweeps``): a base recipe (``preset``, ``config``) and
+        exactly one of ``vary`` (a grid ``{field: [values]}``) or ``members`` (a list of
+        ``{field: value}``), all members or none. Retries never start a second sweep."""
+        return await self._send(
+            calls.create_sweep(config, vary, members, preset, name, best_by, idempotency_key)
+        )
+
+    async def list_sweeps(self, limit: int = 100, offset: int = 0) -> SweepList:
+        """Sweeps, newest first, without their members (``get_sweep`` has them)."""
+        return await self._send(calls.list_sweeps(limit, offset))
+
+    async def get_sweep(self, sweep_id: str) -> Sweep:
+        return await self._send(calls.get_sweep(sweep_id))
+
+    async def cancel_sweep(self, sweep_id: str) -> Sweep:
+        """Cancels every member not yet final (running ones stop within about a second)."""
+        return await self._send(calls.cancel_sweep(sweep_id))
+
+    async def delete_sweep(self, sweep_id: str) -> None:
+        """Deletes a finished sweep and its member jobs; their checkpoints stay."""
+        await self._send(calls.delete_sweep(sweep_id))
+
+    def iter_sweep_events(
+        self,
+        sweep_id: str,
+        *,
+        timeout: float | None = None,
+        read_timeout: float = KEEPALIVE_GRACE_S,
+    ) -> AsyncIterator[Event]:
+        """The sweep's server-sent events until the stream ends: "sweep" events (data: the
+        Sweep) on connecting and on each change of a member's state or step, the last one
+        final; or "deleted". ``timeout`` and ``read_timeout`` as for ``iter_events``."""
+        return self._stream(
+            lambda: (calls.sweep_events_path(sweep_id), None), sweep_id, timeout, read_timeout
+        )
+
+    async def wait_sweep(
+        self, sweep_id: str, timeout: float | None = None, *, poll_interval: float = 1.0
+    ) -> Sweep:
+        """Waits until every member is final and returns the Sweep. Follows the event stream,
+        falling back to polling if the stream is unavailable; raises TimeoutError after
+        ``timeout`` seconds. A sweep with failed members is returned, not raised: its
+        ``counts.failed`` (and each member's state) tell."""
+        deadline = calls.deadline_after(timeout)
+        try:
+            # aclosing: leaving the loop early must close the stream now, not at GC.
+            events = self.iter_sweep_events(sweep_id, timeout=calls.remaining(deadline))
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    if event.type == "sweep":
+                        sweep = Sweep.model_validate(event.data)
+                        if sweep.is_final:
+                            return sweep  # the last frame is the final sweep
+        except (TimeoutError, UnavailableError, httpx.HTTPError):
+            pass  # the stream is a convenience; polling below always works
+        sweep = await self.get_sweep(sweep_id)
+        while not sweep.is_final:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"sweep {sweep_id} still {sweep.state} after {timeout}s")
+            await asyncio.sleep(min(poll_interval, calls.remaining(deadline) or poll_interval))
+            sweep = await self.get_sweep(sweep_id)
+        return sweep
 
     # ------------------------------------------------------------ checkpoints
     async def list_checkpoints(

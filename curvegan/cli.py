@@ -1,7 +1,7 @@
 """``curvegan``: the command line for a curvegan server.
 
-Exit codes: 0 ok, 1 the job failed (or the server refused the request), 2 usage error,
-3 server unreachable. ``--url`` and ``--api-key`` default to CURVEGAN_URL / CURVEGAN_API_KEY.
+Exit codes: 0 ok, 1 the job (or a sweep's member) failed, or the server refused the request,
+2 usage error, 3 server unreachable. ``--url`` and ``--api-key`` default to CURVEGAN_URL / CURVEGAN_API_KEY.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -25,9 +26,14 @@ from .errors import (
     UsageError,
     ValidationError,
 )
-from .models import FINAL_STATES, Job
+from .models import FINAL_STATES, Job, Sweep, SweepSummary
 
 OK, FAILED, USAGE, UNREACHABLE = 0, 1, 2, 3
+# --vary seed=0..15: an inclusive integer range. Bounded so a typo (0..10000000) is a usage
+# error here rather than a huge list built, sent and refused by the server's member limit.
+_RANGE = re.compile(r"(-?\d+)\.\.(-?\d+)")
+MAX_RANGE = 10_000
+LEADERBOARD_METRICS = ("w1_a", "in_band", "resid", "d_score")
 
 
 # ---------------------------------------------------------------- output helpers
@@ -127,17 +133,89 @@ def _follow(api: Client, job: Job, timeout: float | None, err: TextIO) -> Job:
         raise TimeoutError(f"job {job.id} still {state} after {timeout}s") from None
 
 
+def _value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw  # a bare word such as non_saturating
+
+
 def _parse_sets(pairs: list[str]) -> dict[str, Any]:
     config: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"--set takes key=value, got {pair!r}")
-        try:
-            config[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            config[key] = raw  # a bare word such as non_saturating
+        config[key] = _value(raw)
     return config
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Splits on commas outside brackets and quotes, so betas=[0.5,0.9],[0,0.9] is two
+    values."""
+    items, depth, quoted, start = [], 0, False, 0
+    for i, ch in enumerate(text):
+        if quoted:
+            if ch == '"' and text[i - 1] != "\\":
+                quoted = False
+        elif ch == '"':
+            quoted = True
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    items.append(text[start:])
+    return items
+
+
+def _parse_vary(specs: list[str]) -> dict[str, list[Any]]:
+    """``--vary KEY=SPEC``: SPEC is comma-separated values (each JSON, else a bare word, as
+    for --set) or an inclusive integer range a..b."""
+    vary: dict[str, list[Any]] = {}
+    for spec in specs:
+        key, sep, raw = spec.partition("=")
+        where = f"--vary {spec!r}"
+        if not sep or not key:
+            raise UsageError(f"{where}: takes KEY=VALUES, e.g. lr_g=1e-4,2e-4 or seed=0..15")
+        if key in vary:
+            raise UsageError(f"{where}: {key} is varied twice; give all its values in one --vary")
+        values: list[Any] = []
+        for item in _split_top_level(raw):
+            text = item.strip()
+            if not text:
+                raise UsageError(f"{where}: an empty value (values are separated by commas)")
+            if (match := _RANGE.fullmatch(text)) is not None:
+                lo, hi = int(match[1]), int(match[2])
+                if lo > hi:
+                    raise UsageError(f"{where}: the range {text} is empty (a..b needs a <= b)")
+                if hi - lo + 1 > MAX_RANGE:
+                    raise UsageError(f"{where}: the range {text} has over {MAX_RANGE} values")
+                values.extend(range(lo, hi + 1))
+            elif ".." in text and not text.startswith('"'):
+                # No engine value looks like this: it is a range gone wrong (0..x, 1...3).
+                raise UsageError(f"{where}: a range is two integers a..b (inclusive), got {text!r}")
+            else:
+                values.append(_value(text))
+        vary[key] = values
+    return vary
+
+
+def _read_members(source: str) -> list[dict[str, Any]]:
+    """``--members FILE.json`` (``-`` reads stdin): a JSON list of {field: value} objects."""
+    where = f"--members {source}"
+    text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    try:
+        members = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{where}: not JSON: {exc}") from None
+    if not isinstance(members, list) or not all(isinstance(m, dict) for m in members):
+        raise UsageError(f'{where}: must be a JSON list of objects, e.g. [{{"seed": 1}}]')
+    if not members:
+        raise UsageError(f"{where}: lists no members")
+    return members
 
 
 # ---------------------------------------------------------------- commands
@@ -218,7 +296,7 @@ def cmd_train(args: argparse.Namespace, api: Client, out: TextIO, err: TextIO) -
 
 def cmd_jobs(args: argparse.Namespace, api: Client, out: TextIO, err: TextIO) -> int:
     if args.action == "list":
-        page = api.list_jobs(args.state, args.limit, args.offset)
+        page = api.list_jobs(args.state, args.limit, args.offset, sweep_id=args.sweep)
         if args.json:
             _dump(page, out)
         else:
@@ -330,6 +408,190 @@ def cmd_sample(args: argparse.Namespace, api: Client, out: TextIO, err: TextIO) 
     return OK
 
 
+# ---------------------------------------------------------------- sweeps
+def _value_cell(value: Any) -> str:
+    # JSON for lists and booleans: what --set/--vary take back (true, [0.5,0.9]).
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return _cell(value)
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _best_text(sweep: SweepSummary) -> str:
+    best = getattr(sweep, "best", None)
+    if best is None:
+        return f"best {sweep.best_by}: none yet"
+    return f"best: member {best.member_index} ({best.job_id}) {sweep.best_by} {best.value:.4g}"
+
+
+def _sweep_summary(sweep: Sweep, err: TextIO) -> None:
+    c = sweep.counts
+    states = ", ".join(
+        f"{getattr(c, s)} {s}"
+        for s in ("succeeded", "failed", "cancelled", "running", "queued")
+        if getattr(c, s)
+    )
+    name = f" ({sweep.name})" if sweep.name else ""
+    print(
+        f"{sweep.id}{name} {sweep.state}: {sweep.member_count} members ({states}); "
+        f"{_best_text(sweep)}",
+        file=err,
+    )
+
+
+def _leaderboard(sweep: Sweep, out: TextIO) -> None:
+    """One row per member, best first by the sweep's best_by; the varied fields as columns."""
+    fields = sorted({name for m in sweep.members for name in m.values})
+    rows = [
+        {
+            "member": m.member_index,
+            **{name: _value_cell(m.values[name]) if name in m.values else None for name in fields},
+            "state": m.state,
+            **{metric: m.metric(metric) for metric in LEADERBOARD_METRICS},
+            "job_id": m.job_id,
+        }
+        for m in sweep.ranked()
+    ]
+    _table(rows, ["member", *fields, "state", *LEADERBOARD_METRICS, "job_id"], out)
+
+
+class SweepProgress:
+    """A live line: members done of all, running, failed, best so far. Redrawn in place on a
+    terminal; elsewhere a line whenever a member ends (and the first)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self.last_key: tuple[int, int] | None = None
+        self.width = 0  # of the line on screen, to blank a longer one it replaces
+
+    def update(self, sweep: Sweep) -> None:
+        c, width = sweep.counts, 24
+        filled = round(sweep.progress * width)
+        line = (
+            f"[{'#' * filled}{'.' * (width - filled)}] {sweep.progress:6.1%}  "
+            f"{c.done}/{sweep.member_count} done  {c.running} running"
+            + (f"  {c.failed} failed" if c.failed else "")
+            + f"  {_best_text(sweep)}"
+        )
+        if self.tty:
+            print(f"\r{line.ljust(self.width)}", end="", file=self.out, flush=True)
+            self.width = len(line)
+            return
+        key = (c.done, c.failed)
+        if key != self.last_key:
+            self.last_key = key
+            print(line, file=self.out, flush=True)
+
+    def done(self) -> None:
+        """Ends the in-place line, once, so later messages start on a fresh line."""
+        if self.tty and self.width:
+            print(file=self.out)
+        self.width = 0
+
+
+def _follow_sweep(api: Client, sweep_id: str, timeout: float | None, err: TextIO) -> Sweep:
+    """Shows live progress from the sweep's event stream until it ends, then returns it."""
+    bar = SweepProgress(err)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        for event in api.iter_sweep_events(sweep_id, timeout=timeout):
+            if event.type != "sweep":
+                break  # "deleted": the get below says so
+            sweep = Sweep.model_validate(event.data)
+            bar.update(sweep)
+            if sweep.is_final:
+                return sweep
+    except (TimeoutError, UnavailableError):
+        pass  # wait_sweep() below falls back to polling, and owns the timeout's message
+    finally:
+        bar.done()
+    if deadline is None:
+        return api.wait_sweep(sweep_id)
+    try:
+        return api.wait_sweep(sweep_id, timeout=max(0.01, deadline - time.monotonic()))
+    except TimeoutError:
+        state = api.get_sweep(sweep_id).state
+        raise TimeoutError(f"sweep {sweep_id} still {state} after {timeout}s") from None
+
+
+def _sweep_result(sweep: Sweep, as_json: bool, out: TextIO, err: TextIO) -> int:
+    """Prints a final sweep (leaderboard, or JSON); exit 1 if a member failed."""
+    if as_json:
+        _dump(sweep, out)
+    else:
+        _leaderboard(sweep, out)
+        _sweep_summary(sweep, err)
+    failed = [m for m in sweep.members if m.state == "failed"]
+    if failed:
+        which = ", ".join(f"member {m.member_index} ({m.job_id})" for m in failed)
+        print(
+            f"error: {len(failed)} of {sweep.member_count} members failed: {which}; "
+            "`curvegan jobs show JOB_ID` has the error",
+            file=err,
+        )
+        return FAILED
+    return OK
+
+
+def cmd_sweep(args: argparse.Namespace, api: Client, out: TextIO, err: TextIO) -> int:
+    if args.action == "create":
+        config = _parse_sets(args.set or [])
+        vary = _parse_vary(args.vary) if args.vary else None
+        members = _read_members(args.members) if args.members is not None else None
+        sweep = api.create_sweep(
+            config or None,
+            vary=vary,
+            members=members,
+            preset=args.preset,
+            name=args.name,
+            best_by=args.best_by,
+        )
+        print(sweep.id, file=out, flush=True)
+        print(f"{sweep.id}: {sweep.member_count} members queued", file=err, flush=True)
+        if not args.wait:
+            return OK
+        return _sweep_result(_follow_sweep(api, sweep.id, args.timeout, err), False, out, err)
+    if args.action == "list":
+        page = api.list_sweeps(args.limit, args.offset)
+        if args.json:
+            _dump(page, out)
+            return OK
+        rows = [
+            {
+                "id": s.id,
+                "name": s.name,
+                "state": s.state,
+                "members": s.member_count,
+                "done": f"{s.counts.done}/{s.member_count}",
+                "failed": s.counts.failed,
+                "best_by": s.best_by,
+                "created": s.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            }
+            for s in page.items
+        ]
+        columns = ["id", "name", "state", "members", "done", "failed", "best_by", "created"]
+        _table(rows, columns, out)
+        print(f"{len(page.items)} of {page.total}", file=err)
+        return OK
+    if args.action == "show":
+        sweep = api.get_sweep(args.id)
+        if args.json:
+            _dump(sweep, out)
+        else:
+            _leaderboard(sweep, out)
+            _sweep_summary(sweep, err)
+    elif args.action == "wait":
+        return _sweep_result(_follow_sweep(api, args.id, args.timeout, err), args.json, out, err)
+    elif args.action == "cancel":
+        sweep = api.cancel_sweep(args.id)
+        left = sweep.member_count - sweep.counts.done
+        print(f"{sweep.id}: cancel requested ({left} members not final yet)", file=err)
+    elif args.action == "delete":
+        api.delete_sweep(args.id)
+        print(f"{args.id}: deleted (with its member jobs; checkpoints stay)", file=err)
+    return OK
+
+
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -410,10 +672,15 @@ def build_parser() -> argparse.ArgumentParser:
     jobs = sub.add_parser("jobs", help="list, show, wait for, cancel or delete jobs")
     jobs_sub = jobs.add_subparsers(dest="action", required=True, metavar="ACTION")
     jl = jobs_sub.add_parser("list", help="jobs, newest first")
-    jl.add_argument("--state", choices=["queued", "running", "succeeded", "failed", "cancelled"])
-    jl.add_argument("--limit", type=int, default=50)
-    jl.add_argument("--offset", type=int, default=0)
-    jl.add_argument("--json", action="store_true")
+    jl.add_argument(
+        "--state",
+        choices=["queued", "running", "succeeded", "failed", "cancelled"],
+        help="only jobs in this state",
+    )
+    jl.add_argument("--sweep", metavar="SWEEP_ID", help="only this sweep's member jobs")
+    jl.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    jl.add_argument("--offset", type=int, default=0, help="skip this many first (default 0)")
+    jl.add_argument("--json", action="store_true", help="print the page as JSON")
     for action, text in (
         ("show", "one job as JSON"),
         ("cancel", "stop a job (it keeps a final checkpoint)"),
@@ -432,6 +699,95 @@ def build_parser() -> argparse.ArgumentParser:
                 help="give up after this many seconds",
             )
     jobs.set_defaults(func=cmd_jobs)
+
+    sw = sub.add_parser(
+        "sweep",
+        help="train a recipe's variations as one sweep: create, list, show, wait, cancel, delete",
+        description=(
+            "A sweep is a base recipe (--preset, --set) and its variations, trained as member "
+            "jobs; the server picks the best member by --best-by."
+        ),
+    )
+    sw_sub = sw.add_subparsers(
+        dest="action", required=True, metavar="ACTION", help="what to do with sweeps"
+    )
+    sc = sw_sub.add_parser(
+        "create",
+        help="queue a sweep (prints its id)",
+        # Raw: the examples below keep their lines.
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Queue a sweep: one member per combination of the --vary values (a grid), or one\n"
+            "per object in a --members file. With --wait, follow it and print a leaderboard."
+        ),
+        epilog=(
+            "examples:\n"
+            "  curvegan sweep create --set steps=3000 --vary seed=0..3 --vary lr_g=1e-4,2e-4 "
+            "--wait\n"
+            "  curvegan sweep create --preset recommended --members m.json --best-by in_band\n"
+            '      (m.json: [{"seed": 1}, {"seed": 2, "hidden": 64}])'
+        ),
+    )
+    sc.add_argument(
+        "--preset",
+        help="the recipe every member starts from: tutorial (default), recommended, fast",
+    )
+    sc.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a base config field for every member, e.g. --set steps=3000 (repeatable)",
+    )
+    grid = sc.add_mutually_exclusive_group(required=True)
+    grid.add_argument(
+        "--vary",
+        action="append",
+        metavar="KEY=SPEC",
+        help="a field to vary: comma-separated values (lr_g=1e-4,2e-4; each JSON, else a bare "
+        "word) or an inclusive integer range (seed=0..15); repeat for a grid of all combinations",
+    )
+    grid.add_argument(
+        "--members",
+        metavar="FILE.json",
+        help='the members as a JSON list of objects over the base, e.g. [{"seed": 1}, '
+        '{"seed": 2, "hidden": 64}] ("-" reads stdin)',
+    )
+    sc.add_argument("--name", help="a name for the sweep (its member jobs share it)")
+    sc.add_argument(
+        "--best-by",
+        metavar="METRIC",
+        help="the metric that picks the best member: w1_a (default, lowest), resid, in_band, "
+        "d_score, d_loss, d_accuracy",
+    )
+    sc.add_argument(
+        "--wait",
+        action="store_true",
+        help="follow it with a live line until every member ends, then print the leaderboard "
+        "(exit 1 if a member failed)",
+    )
+    sl = sw_sub.add_parser("list", help="sweeps, newest first")
+    sl.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    sl.add_argument("--offset", type=int, default=0, help="skip this many first (default 0)")
+    sl.add_argument("--json", action="store_true", help="print the page as JSON")
+    for action, text in (
+        ("show", "a sweep's leaderboard: its members, best first"),
+        ("wait", "follow a sweep until every member ends, then print its leaderboard"),
+        ("cancel", "stop every member not yet finished (each keeps a final checkpoint)"),
+        ("delete", "delete a finished sweep and its member jobs (checkpoints stay)"),
+    ):
+        p = sw_sub.add_parser(action, help=text, description=text[0].upper() + text[1:] + ".")
+        p.add_argument("id", metavar="SWEEP_ID", help="the sweep's id")
+        if action in ("show", "wait"):
+            p.add_argument("--json", action="store_true", help="print the sweep as JSON")
+        if action == "wait":
+            # SUPPRESS: without it this default (None) overwrites the global --timeout
+            p.add_argument(
+                "--timeout",
+                type=float,
+                default=argparse.SUPPRESS,
+                help="give up after this many seconds (exit 1)",
+            )
+    sw.set_defaults(func=cmd_sweep)
 
     ck = sub.add_parser("checkpoints", help="list, show, download, upload or delete checkpoints")
     ck_sub = ck.add_subparsers(dest="action", required=True, metavar="ACTION")

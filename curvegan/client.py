@@ -10,7 +10,7 @@ with Client("http://127.0.0.1:8000", api_key=None) as api:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ from .models import (
     JobList,
     MetricRow,
     Samples,
+    Sweep,
+    SweepList,
 )
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -107,8 +109,16 @@ class Client:
         """Queues a training job (``POST /v1/jobs``); retries never start a second job."""
         return self._send(calls.create_job(config, name, resume_from, preset, idempotency_key))
 
-    def list_jobs(self, state: str | None = None, limit: int = 100, offset: int = 0) -> JobList:
-        return self._send(calls.list_jobs(state, limit, offset))
+    def list_jobs(
+        self,
+        state: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        *,
+        sweep_id: str | None = None,
+    ) -> JobList:
+        """Jobs, newest first; with ``sweep_id``, only that sweep's members."""
+        return self._send(calls.list_jobs(state, limit, offset, sweep_id))
 
     def get_job(self, job_id: str) -> Job:
         return self._send(calls.get_job(job_id))
@@ -129,10 +139,24 @@ class Client:
         raises UnavailableError. With ``timeout``, raises TimeoutError once that many seconds
         have passed; it is checked on every line, keep-alives included, so it fires at most
         a keep-alive interval late, and on time when the stream is silent."""
+        return self._stream(
+            lambda: calls.events_path(job_id, since_step), job_id, timeout, read_timeout
+        )
+
+    def _stream(
+        self,
+        target: Callable[[], tuple[str, dict[str, Any] | None]],
+        owner: str,
+        timeout: float | None,
+        read_timeout: float,
+    ) -> Iterator[Event]:
+        """The events of one server-sent event stream (a job's or a sweep's). ``target`` gives
+        its path and query; called here, so bad arguments raise on the first iteration, as
+        they always have, and never before the caller iterates."""
         deadline = calls.deadline_after(timeout)
+        path, params = target()
         if deadline is not None:
             read_timeout = max(0.05, min(read_timeout, timeout or read_timeout))
-        path, params = calls.events_path(job_id, since_step)
         http_timeout = httpx.Timeout(self.http.timeout.connect or 10.0, read=read_timeout)
         try:
             with self.http.stream("GET", path, params=params, timeout=http_timeout) as resp:
@@ -144,12 +168,12 @@ class Client:
                     event = parser.feed(line)
                     if event is not None:
                         yield event
-                    calls.check_deadline(deadline, job_id, timeout)
+                    calls.check_deadline(deadline, owner, timeout)
         except httpx.TimeoutException as exc:
-            calls.check_deadline(deadline, job_id, timeout)
-            raise UnavailableError(f"event stream of {job_id} went silent: {exc}") from exc
+            calls.check_deadline(deadline, owner, timeout)
+            raise UnavailableError(f"event stream of {owner} went silent: {exc}") from exc
         except httpx.TransportError as exc:
-            raise UnavailableError(f"event stream of {job_id} broke: {exc}") from exc
+            raise UnavailableError(f"event stream of {owner} broke: {exc}") from exc
 
     def wait(
         self,
@@ -197,6 +221,78 @@ class Client:
         self, job_id: str, n: int | None = None, *, seed: int | None = None, z: Any = None
     ) -> Samples:
         return self._send(calls.sample_job(job_id, n, seed, z))
+
+    # ------------------------------------------------------------ sweeps
+    def create_sweep(
+        self,
+        config: dict[str, Any] | None = None,
+        *,
+        vary: dict[str, list[Any]] | None = None,
+        members: list[dict[str, Any]] | None = None,
+        preset: str | None = None,
+        name: str | None = None,
+        best_by: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Sweep:
+        """Queues a sweep (``POST /v1/sweeps``): a base recipe (``preset``, ``config``) and
+        exactly one of ``vary`` (a grid ``{field: [values]}``) or ``members`` (a list of
+        ``{field: value}``), all members or none. Retries never start a second sweep."""
+        return self._send(
+            calls.create_sweep(config, vary, members, preset, name, best_by, idempotency_key)
+        )
+
+    def list_sweeps(self, limit: int = 100, offset: int = 0) -> SweepList:
+        """Sweeps, newest first, without their members (``get_sweep`` has them)."""
+        return self._send(calls.list_sweeps(limit, offset))
+
+    def get_sweep(self, sweep_id: str) -> Sweep:
+        return self._send(calls.get_sweep(sweep_id))
+
+    def cancel_sweep(self, sweep_id: str) -> Sweep:
+        """Cancels every member not yet final (running ones stop within about a second)."""
+        return self._send(calls.cancel_sweep(sweep_id))
+
+    def delete_sweep(self, sweep_id: str) -> None:
+        """Deletes a finished sweep and its member jobs; their checkpoints stay."""
+        self._send(calls.delete_sweep(sweep_id))
+
+    def iter_sweep_events(
+        self,
+        sweep_id: str,
+        *,
+        timeout: float | None = None,
+        read_timeout: float = KEEPALIVE_GRACE_S,
+    ) -> Iterator[Event]:
+        """The sweep's server-sent events until the stream ends: "sweep" events (data: the
+        Sweep) on connecting and on each change of a member's state or step, the last one
+        final; or "deleted". ``timeout`` and ``read_timeout`` as for ``iter_events``."""
+        return self._stream(
+            lambda: (calls.sweep_events_path(sweep_id), None), sweep_id, timeout, read_timeout
+        )
+
+    def wait_sweep(
+        self, sweep_id: str, timeout: float | None = None, *, poll_interval: float = 1.0
+    ) -> Sweep:
+        """Blocks until every member is final and returns the Sweep. Follows the event stream,
+        falling back to polling if the stream is unavailable; raises TimeoutError after
+        ``timeout`` seconds. A sweep with failed members is returned, not raised: its
+        ``counts.failed`` (and each member's state) tell."""
+        deadline = calls.deadline_after(timeout)
+        try:
+            for event in self.iter_sweep_events(sweep_id, timeout=calls.remaining(deadline)):
+                if event.type == "sweep":
+                    sweep = Sweep.model_validate(event.data)
+                    if sweep.is_final:
+                        return sweep  # the last frame is the final sweep: no need to ask again
+        except (TimeoutError, UnavailableError, httpx.HTTPError):
+            pass  # the stream is a convenience; polling below always works
+        sweep = self.get_sweep(sweep_id)
+        while not sweep.is_final:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"sweep {sweep_id} still {sweep.state} after {timeout}s")
+            time.sleep(min(poll_interval, calls.remaining(deadline) or poll_interval))
+            sweep = self.get_sweep(sweep_id)
+        return sweep
 
     # ------------------------------------------------------------ checkpoints
     def list_checkpoints(

@@ -526,6 +526,8 @@ HELP_PATHS = [
     ["checkpoints"],
     *[["checkpoints", a] for a in ("list", "show", "download", "upload", "delete")],
     ["sample"],
+    ["sweep"],
+    *[["sweep", a] for a in ("create", "list", "show", "wait", "cancel", "delete")],
 ]
 
 
@@ -540,6 +542,7 @@ def test_help_works_for_every_command_and_action() -> None:
     top = results[0].stdout
     for word in ("serve", "worker", "train", "jobs", "checkpoints", "sample", "--url", "--api-key"):
         assert word in top
+    assert "sweep" in top
     assert "Exit codes: 0 ok, 1 job failed or request refused, 2 usage error" in top
 
 
