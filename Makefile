@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/service.py
 	$(BIN)/python benchmarks/runner.py
+	$(BIN)/python benchmarks/sweep.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

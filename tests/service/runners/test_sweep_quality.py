@@ -14,7 +14,10 @@ from tests.conftest import Server
 
 FINAL = {"succeeded", "failed", "cancelled"}
 SEEDS = list(range(16))
-STEPS = 10_000  # the tutorial's own; on this 2-core machine the sweep trains in about 20 s
+# The tutorial's own 10 000 steps: on this 2-core machine the whole test (server start, two
+# populations of 8, one per worker) took 14 s with the machine quiet, 55 s while other
+# people's tests loaded it (load average 6-9); the deadline below leaves room for worse.
+STEPS = 10_000
 
 # What separate tutorial jobs reach (default config, 10 000 steps), measured offline with
 # Trainer (the autograd reference), one run per seed, seeds 0-15, final logged metrics:
@@ -29,18 +32,20 @@ STEPS = 10_000  # the tutorial's own; on this 2-core machine the sweep trains in
 # The bounds: the separate-job band (seeds 0-9 above) for the sweep's median, widened by
 # about two standard errors of a 16-member median (1.25 sd / 4: w1_a 0.0013, in_band
 # 0.0028), for a machine or BLAS whose rounding picks other trajectories. The separate
-# jobs' own 16-seed medians sit 3-6 standard errors inside these bounds.
+# jobs' own 16-seed medians sit 5-8 standard errors inside these bounds (the band is the
+# range of single seeds, already wide for a median).
 W1_A_MEDIAN = (0.040 - 0.003, 0.050 + 0.003)
 IN_BAND_MEDIAN = (0.899 - 0.006, 0.929 + 0.006)
 # Each member at D's equilibrium (D(x) = 1/2 everywhere): mean D(real) 0.5, d_score
-# -d_loss = -2 ln 2. Measured per seed: within 0.01 and 0.02 of them.
+# -d_loss = -2 ln 2. Measured per seed (Trainer and Population): within 0.012 and 0.020.
 D_ACCURACY = (0.45, 0.55)
 D_SCORE = (-2 * math.log(2), 0.05)
 #
 # It can fail: the same 16 seeds trained offline (one Population, 10 000 steps) with both
 # learning rates 3x the tutorial's end at median in_band 0.863 (one seed's d_score 0.076 off
-# -2 ln 2), with 2x at 0.881, both below 0.893. (A smaller rate, 1/2 or 1/3, ends inside:
-# the tutorial's remaining error is its bias, which 10 000 smaller steps reach as well.)
+# -2 ln 2), with 2x at 0.881, both below 0.893; this test with 2x in the sweep's config
+# failed so (median in_band 0.8813). A smaller rate, 1/2 or 1/3, ends inside: the tutorial's
+# remaining error is its bias, which 10 000 smaller steps reach as well.
 
 
 @pytest.mark.slow
