@@ -53,8 +53,10 @@ class Settings(BaseSettings):
     # Cluster mode: a queued job unclaimed this long while the broker queue is empty had its
     # message lost, and is published again.
     republish_seconds: float = Field(30.0, ge=0.1, le=86_400.0)
-    # The most sweep members one worker process trains together as a population.
-    max_population: int = Field(64, ge=1, le=16_384)
+    # The most sweep members one worker process trains together as a population. 16 was
+    # the fastest size per member on a 2-core CPU (benchmarks/sweep.py: K=16 ~9 900
+    # GAN-steps/s a core, K=32 ~9 200, K=64 ~7 200: larger stacks fall out of cache).
+    max_population: int = Field(16, ge=1, le=16_384)
     # How many worker processes a sweep is split between (each takes its share of the queued
     # members as one population); 0 means this server's pool, or one Celery node's processes.
     # In a cluster, set it to the worker processes of all nodes to spread a sweep over them.

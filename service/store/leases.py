@@ -140,6 +140,45 @@ class LeaseQueries(Engines):
                 raise LeaseLost(lease.job_id)
             return Requests(cancel=bool(row[0]), suspend=bool(row[1]), save=int(row[2]))
 
+    def renew_many(self, leases: list[Lease], lease_s: float) -> dict[str, Requests]:
+        """``renew`` for a population's members in one statement: the requests of each job
+        still held; a job missing from the answer was lost."""
+        if not leases:
+            return {}
+        with self._write.begin() as conn:
+            rows = conn.execute(
+                jobs.update()
+                .where(
+                    sa.tuple_(jobs.c.id, jobs.c.attempt).in_(
+                        [(x.job_id, x.attempt) for x in leases]
+                    ),
+                    jobs.c.state == RUNNING,
+                )
+                .values(lease_expires_at=db_now() + lease_s)
+                .returning(
+                    jobs.c.id,
+                    jobs.c.cancel_requested,
+                    jobs.c.suspend_requested,
+                    jobs.c.save_requests,
+                )
+            ).all()
+        return {
+            row[0]: Requests(cancel=bool(row[1]), suspend=bool(row[2]), save=int(row[3]))
+            for row in rows
+        }
+
+    def record_progress_many(self, items: list[tuple[Lease, int, dict[str, float]]]) -> set[str]:
+        """``record_progress`` for a population's members in one transaction; returns the
+        jobs whose lease was lost (nothing is written for them)."""
+        lost: set[str] = set()
+        with self._write.begin() as conn:
+            for lease, step, row in items:
+                try:
+                    self._write_progress(conn, lease, step, row)
+                except LeaseLost:
+                    lost.add(lease.job_id)
+        return lost
+
     def _check_held(self, conn: Connection, lease: Lease) -> None:
         # FOR UPDATE: a recovery pass on another connection waits until this write commits.
         query = sa.select(jobs.c.id).where(*_held(lease)).with_for_update()
@@ -153,24 +192,29 @@ class LeaseQueries(Engines):
     def record_progress(self, lease: Lease, step: int, row: dict[str, float]) -> None:
         """A logged step: appends the metrics row and updates the job, atomically."""
         with self._write.begin() as conn:
-            self._fenced_update(
-                conn,
-                lease,
+            self._write_progress(conn, lease, step, row)
+
+    def _write_progress(
+        self, conn: Connection, lease: Lease, step: int, row: dict[str, float]
+    ) -> None:
+        self._fenced_update(
+            conn,
+            lease,
+            step=step,
+            metrics={k: row[k] for k in ("d_loss", "g_loss", "d_accuracy", "d_score")},
+            quality={k: row[k] for k in ("in_band", "resid", "w1_a")},
+        )
+        conn.execute(
+            metrics.delete().where(metrics.c.job_id == lease.job_id, metrics.c.step == step)
+        )
+        conn.execute(
+            metrics.insert().values(
+                job_id=lease.job_id,
                 step=step,
-                metrics={k: row[k] for k in ("d_loss", "g_loss", "d_accuracy", "d_score")},
-                quality={k: row[k] for k in ("in_band", "resid", "w1_a")},
+                created_at=time.time(),
+                **{k: row[k] for k in METRIC_FIELDS},
             )
-            conn.execute(
-                metrics.delete().where(metrics.c.job_id == lease.job_id, metrics.c.step == step)
-            )
-            conn.execute(
-                metrics.insert().values(
-                    job_id=lease.job_id,
-                    step=step,
-                    created_at=time.time(),
-                    **{k: row[k] for k in METRIC_FIELDS},
-                )
-            )
+        )
 
     def rewind(self, lease: Lease, step: int) -> None:
         """A resumed job replays the steps after its checkpoint: drop the old rows for them."""

@@ -603,3 +603,26 @@ def test_concurrent_checkpoint_records_get_distinct_sequence_numbers(store: Stor
         t.join()
     seqs = [c.seq for c in store.list_checkpoints(None, 100, 0).items]
     assert len(seqs) == 40 and len(set(seqs)) == 40, sorted(seqs)
+
+
+def test_a_populations_renewals_and_progress_go_in_one_write_each(store: Store) -> None:
+    for name in ("a", "b"):
+        make_job(store, name)
+    a, b = claim(store, "w1"), claim(store, "w1")
+    store.request_cancel("b")
+    assert store.renew_many([a, b], LEASE_S) == {
+        "a": Requests(cancel=False, suspend=False, save=0),
+        "b": Requests(cancel=True, suspend=False, save=0),
+    }
+    assert store.record_progress_many([(a, 10, ROW), (b, 10, ROW)]) == set()
+    # b is lost (recovered and taken by another worker): its writes are refused, a's are not.
+    assert store.recover_lapsed(max_losses=5, worker_ids=["w1"]) == {
+        "a": JobState.QUEUED,
+        "b": JobState.CANCELLED,
+    }
+    a2 = claim(store, "w2")
+    assert store.renew_many([a, a2], LEASE_S).keys() == {"a"}
+    assert store.record_progress_many([(a, 20, ROW), (a2, 20, ROW)]) == {"a"}
+    assert [m["step"] for m in store.metrics_since("a", 0, 100)] == [10, 20]
+    assert [m["step"] for m in store.metrics_since("b", 0, 100)] == [10]
+    assert store.renew_many([], LEASE_S) == {}
