@@ -23,6 +23,7 @@ from ..domain import (
     JobState,
     Lease,
 )
+from .creation import check_room, lock_creators, replayed
 from .engine import make_engines
 from .leases import LeaseQueries
 from .rows import (
@@ -75,29 +76,11 @@ class Store(LeaseQueries, SweepQueries):
         """Inserts a queued job; returns (job, created). An existing job for the same
         Idempotency-Key and request is returned instead (created False)."""
         with self._write.begin() as conn:
-            if self.is_postgres:
-                # Serialises creators, like SQLite's BEGIN IMMEDIATE: seq stays unique and the
-                # queue limit and Idempotency-Key checks see every committed job.
-                conn.execute(sa.text("LOCK TABLE jobs IN SHARE ROW EXCLUSIVE MODE"))
-            if idempotency_key is not None:
-                row = conn.execute(
-                    sa.select(jobs.c.id, jobs.c.request_hash).where(
-                        jobs.c.idempotency_key == idempotency_key
-                    )
-                ).first()
-                if row is not None:
-                    if row.request_hash != request_hash:
-                        raise IdempotencyConflict(row.id)
-                    found = conn.execute(JOB_SELECT.where(jobs.c.id == row.id)).one()
-                    return job_record(found), False
-            if max_queued is not None:
-                queued = conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(jobs)
-                    .where(jobs.c.state == JobState.QUEUED.value)
-                ).scalar_one()
-                if queued >= max_queued:
-                    raise QueueFull(queued)
+            lock_creators(conn)
+            earlier = replayed(conn, jobs, idempotency_key, request_hash)
+            if earlier is not None:
+                return job_record(conn.execute(JOB_SELECT.where(jobs.c.id == earlier)).one()), False
+            check_room(conn, 1, max_queued)
             seq = conn.execute(sa.select(sa.func.coalesce(sa.func.max(jobs.c.seq), 0))).scalar_one()
             conn.execute(
                 jobs.insert().values(

@@ -10,13 +10,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..domain import FINAL_STATES, JobRecord, JobState, SweepRecord, SweepStats
+from .creation import check_room, lock_creators, replayed
 from .rows import (
     JOB_SELECT,
     SWEEP_SELECT,
     Engines,
-    IdempotencyConflict,
     Page,
-    QueueFull,
     job_record,
     sweep_record,
 )
@@ -43,28 +42,12 @@ class SweepQueries(Engines):
         order) as queued jobs, all or nothing; returns (sweep, created). An existing sweep for
         the same Idempotency-Key and request is returned instead (created False)."""
         with self._write.begin() as conn:
-            if self.is_postgres:
-                # The lock create_job takes: seq stays unique, and the queue limit and the
-                # Idempotency-Key see every committed job and sweep.
-                conn.execute(sa.text("LOCK TABLE jobs IN SHARE ROW EXCLUSIVE MODE"))
-            if idempotency_key is not None:
-                row = conn.execute(
-                    sa.select(sweeps.c.id, sweeps.c.request_hash).where(
-                        sweeps.c.idempotency_key == idempotency_key
-                    )
-                ).first()
-                if row is not None:
-                    if row.request_hash != request_hash:
-                        raise IdempotencyConflict(row.id)
-                    found = conn.execute(SWEEP_SELECT.where(sweeps.c.id == row.id)).one()
-                    return sweep_record(found), False
-            if max_queued is not None:
-                queued = conn.execute(
-                    sa.select(sa.func.count()).select_from(jobs).where(jobs.c.state == QUEUED)
-                ).scalar_one()
-                # The whole sweep must fit: a sweep is never queued in part.
-                if queued + len(members) > max_queued:
-                    raise QueueFull(queued)
+            lock_creators(conn)  # the lock create_job takes, over jobs and sweeps alike
+            earlier = replayed(conn, sweeps, idempotency_key, request_hash)
+            if earlier is not None:
+                found = conn.execute(SWEEP_SELECT.where(sweeps.c.id == earlier)).one()
+                return sweep_record(found), False
+            check_room(conn, len(members), max_queued)  # a sweep is never queued in part
             now = time.time()
             sweep_seq = conn.execute(
                 sa.select(sa.func.coalesce(sa.func.max(sweeps.c.seq), 0))
