@@ -115,7 +115,9 @@ def check_metrics_event(ev: Event, steps: int) -> None:
 
 
 def test_events_of_a_job_from_queued_to_succeeded(mc: httpx.Client, module_server: Server) -> None:
-    job = create(mc, {"steps": 300, "log_every": 100})
+    # Large batches: the job runs for about a second, several of the stream's 0.2 s polls,
+    # so its running state is seen (the tutorial's batch trains 300 steps within one poll).
+    job = create(mc, {"steps": 300, "log_every": 100, "batch_size": 1024})
     stream = read_events(mc, job["id"], timeout=60)
     log = module_server.log()[-3000:]
     assert stream.status == 200, stream.raw
