@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,53 +22,10 @@ from service.domain import (
 from service.store import IdempotencyConflict, LeaseLost, QueueFull, Store
 from service.store.clock import db_now
 from service.store.engine import make_engines
-from tests.services import fresh_postgres_database
+from tests.service.store.conftest import execute
 
 ROW = dict.fromkeys(METRIC_FIELDS, 0.5)
 LEASE_S = 60
-
-
-@pytest.fixture(scope="module")
-def postgres_store_url() -> Iterator[str]:
-    """This module's own PostgreSQL database, emptied before each test: far faster than one
-    database per test, and the session database stays untouched for tests that expect it
-    fresh (test_migrations)."""
-    with fresh_postgres_database() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A migrated, empty store of each kind."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        url = request.getfixturevalue("postgres_store_url")
-    s = Store(url)
-    s.migrate()
-    if request.param == "postgresql":
-        # DELETE, not TRUNCATE: several times faster on tables this small.
-        execute(url, "DELETE FROM jobs", "DELETE FROM metrics", "DELETE FROM checkpoints")
-    try:
-        yield s
-    finally:
-        # Before the database is dropped: open connections would hold it.
-        s.dispose()
-
-
-def execute(url: str, *statements: str) -> Any:
-    """Runs SQL statements in one transaction on a connection of its own; returns the last
-    one's first value, if any."""
-    _, write = make_engines(url)
-    value = None
-    try:
-        with write.begin() as conn:
-            for statement in statements:
-                result = conn.execute(sa.text(statement))
-                value = result.scalar() if result.returns_rows else None
-            return value
-    finally:
-        write.dispose()
 
 
 def make_job(store: Store, job_id: str, **kw: Any) -> JobRecord:

@@ -4,8 +4,6 @@ cancelling and deleting a sweep, and the jobs listing filtered by sweep."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,36 +12,10 @@ import sqlalchemy as sa
 from service.domain import METRIC_FIELDS, JobState, SweepRecord, SweepStats
 from service.domain.sweeps import best_member, grid_indices, grid_size, member_values
 from service.store import IdempotencyConflict, QueueFull, Store
-from tests.service.store.test_store import claim, execute, make_job
+from tests.service.store.test_store import claim, make_job
 
 Q, R, S, F, C = (JobState(s) for s in ("queued", "running", "succeeded", "failed", "cancelled"))
 ROW = dict.fromkeys(METRIC_FIELDS, 0.5)
-
-
-@pytest.fixture(scope="module")
-def postgres_sweeps_url() -> Iterator[str]:
-    from tests.services import fresh_postgres_database
-
-    with fresh_postgres_database() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A migrated, empty store of each kind."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        url = request.getfixturevalue("postgres_sweeps_url")
-    s = Store(url)
-    s.migrate()
-    if request.param == "postgresql":
-        tables = ("jobs", "metrics", "checkpoints", "sweeps")
-        execute(url, *(f"DELETE FROM {t}" for t in tables))
-    try:
-        yield s
-    finally:
-        s.dispose()
 
 
 def make_sweep(store: Store, sweep_id: str, n: int, **kw: Any) -> SweepRecord:
