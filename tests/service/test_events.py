@@ -231,7 +231,8 @@ def test_events_of_unknown_job_is_404_json(mc: httpx.Client) -> None:
 def test_many_subscribers_share_one_poll_and_each_sees_every_step(
     mc: httpx.Client, module_server: Server
 ) -> None:
-    job = create(mc, {"steps": 4000, "log_every": 100, "seed": 21, "batch_size": 128})
+    # Large batches: the job trains for several seconds, so the streams overlap it.
+    job = create(mc, {"steps": 4000, "log_every": 100, "seed": 21, "batch_size": 512})
     streams: list[Stream] = []
     watches_seen: list[float] = []
 
