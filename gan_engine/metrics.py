@@ -60,6 +60,53 @@ def w1_to_uniform(values: torch.Tensor, low: float = A_LOW, high: float = A_HIGH
     return float(piece.sum() * width)
 
 
+def w1_to_uniform_rows(
+    values: torch.Tensor, low: float = A_LOW, high: float = A_HIGH
+) -> torch.Tensor:
+    """``w1_to_uniform`` of each row of a (k, n) tensor at once (float64, shape (k,))."""
+    n = values.shape[1]
+    if n == 0:
+        raise ValueError("w1_to_uniform needs at least one value")
+    width = high - low
+    c = (torch.sort(values.double(), dim=1).values - low) / width
+    left = torch.arange(n, dtype=torch.float64, device=values.device) / n
+    right = left + 1.0 / n
+    below = ((right - c) ** 2 - (left - c) ** 2) / 2
+    above = ((c - left) ** 2 - (c - right) ** 2) / 2
+    inside = ((c - left) ** 2 + (right - c) ** 2) / 2
+    piece = torch.where(c <= left, below, torch.where(c >= right, above, inside))
+    return piece.sum(dim=1) * width
+
+
+def curve_quality_rows(curves: torch.Tensor, x: torch.Tensor) -> list[Quality]:
+    """``curve_quality`` of K batches at once, curves of shape (K, n, len(x)): a population
+    evaluates all its members in a few batched kernels (a loop over members took ~15% of a
+    32-member population's training time). ``curve_quality`` is the oracle it is tested
+    against."""
+    curves = curves.detach()
+    x2 = x * x
+    lower, upper = x2 - BAND_TOLERANCE, 2 * x2 + 1 + BAND_TOLERANCE
+    in_band = ((curves >= lower) & (curves <= upper)).all(dim=2).double().mean(dim=1)
+    c64 = curves.double()
+    u = x.double() ** 2 + 1.0
+    a = (c64 + 1.0) @ u / (u @ u)  # (K, n)
+    rms = ((c64 - (a.unsqueeze(2) * u - 1.0)) ** 2).mean(dim=2).sqrt().mean(dim=1)
+    finite = torch.isfinite(a).all(dim=1)
+    w1 = w1_to_uniform_rows(torch.where(torch.isfinite(a), a, 0.0))
+    w1 = torch.where(finite, w1, float("inf"))
+    n = a.shape[1]
+    a_std = a.std(dim=1) if n > 1 else torch.zeros_like(a[:, 0])
+    rows = zip(
+        in_band.tolist(),
+        rms.tolist(),
+        w1.tolist(),
+        a.mean(dim=1).tolist(),
+        a_std.tolist(),
+        strict=True,
+    )
+    return [Quality(*row) for row in rows]
+
+
 def curve_quality(curves: torch.Tensor, x: torch.Tensor) -> Quality:
     """All quality metrics for a batch of curves of shape (n, len(x))."""
     curves = curves.detach()

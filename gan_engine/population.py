@@ -22,7 +22,7 @@ import torch
 from .checkpoint import Checkpoint
 from .config import ConfigError, TrainConfig
 from .data import eval_latent, x_grid
-from .metrics import EVAL_SAMPLES, curve_quality
+from .metrics import EVAL_SAMPLES, Quality, curve_quality_rows
 from .models import Generator, build_models, generator_for
 from .sampling import CurveSampler
 from .stacked import Adam, Stack, layer_shapes
@@ -31,6 +31,8 @@ from .trainer import LogRecord, RunResult, TrainingDiverged, derive_seed, intra_
 # Fields that may differ between the members of one population (each is elementwise in the
 # update); every other field fixes the shape or the schedule and must be the same for all.
 MEMBER_FIELDS = frozenset({"seed", "lr_g", "lr_d", "betas", "g_ema"})
+# Members evaluated together (see Population._qualities); measured best of 1, 2, 4, 8, 32.
+EVAL_CHUNK = 4
 
 
 def shape_key(config: TrainConfig) -> tuple[object, ...]:
@@ -245,11 +247,11 @@ class Population:
             else:
                 g_loss = torch.nn.functional.softplus(-logits[:, b:]).mean(1)
             accuracy = torch.sigmoid(logits[:, :b]).mean(1)
-            curves, _ = (self.ema or self.g).forward(self.eval_z)
             d_loss, g_loss, accuracy = d_loss.tolist(), g_loss.tolist(), accuracy.tolist()
-            curves = curves.cpu()
+            live = self.live
+            qualities = self._qualities(live)
             records: dict[int, LogRecord] = {}
-            for i in self.live:
+            for i in live:
                 if not (math.isfinite(d_loss[i]) and math.isfinite(g_loss[i])):
                     self.failed[i] = str(
                         TrainingDiverged(
@@ -258,7 +260,7 @@ class Population:
                         )
                     )
                     continue
-                quality = curve_quality(curves[i], self.x.cpu())
+                quality = qualities[i]
                 if not math.isfinite(quality.resid):
                     self.failed[i] = str(
                         TrainingDiverged(self.step_count, "generated curves are not finite")
@@ -285,6 +287,22 @@ class Population:
                 else TrainingDiverged(step, f"every member diverged ({reason})")
             )
         return records
+
+    def _qualities(self, live: list[int]) -> dict[int, Quality]:
+        """Curve quality of the live members on their evaluation batches, a few members at
+        a time: one member's 2 048 x 128 activations are 1 MiB, and a chunk that stays in
+        cache evaluated a 32-member population ~1.4x faster than all members at once."""
+        stack = self.ema or self.g
+        qualities: dict[int, Quality] = {}
+        for lo in range(0, self.k, EVAL_CHUNK):
+            members = [i for i in live if lo <= i < lo + EVAL_CHUNK]
+            if not members:
+                continue
+            part = slice(lo, lo + EVAL_CHUNK)
+            curves, _ = stack.forward(self.eval_z[part], part)
+            rows = curve_quality_rows(curves[[i - lo for i in members]], self.x)
+            qualities.update(zip(members, rows, strict=True))
+        return qualities
 
     # ------------------------------------------------------------------ members
     def member_checkpoint(self, i: int) -> Checkpoint:

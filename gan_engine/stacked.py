@@ -48,13 +48,16 @@ class Stack:
             at += k * n_out
         return weights, biases
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """(K, rows, in) -> (K, rows, out), and each layer's input (post-ReLU activations)."""
+    def forward(
+        self, x: torch.Tensor, members: slice = slice(None)
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(K, rows, in) -> (K, rows, out), and each layer's input (post-ReLU activations);
+        with ``members``, only those members (x then holds just their rows)."""
         inputs, h = [], x
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             inputs.append(h)
-            h = _bmm(h, w, b)
+            h = _bmm(h, w[members], b[members])
             if i < last:
                 h = h.relu_()
         return h, inputs

@@ -10,7 +10,7 @@ import torch
 from scipy.stats import wasserstein_distance
 
 from gan_engine import artist_works, curve_quality, w1_to_uniform, x_grid
-from gan_engine.metrics import BAND_TOLERANCE, fit_a
+from gan_engine.metrics import BAND_TOLERANCE, curve_quality_rows, fit_a
 
 X = x_grid(15)
 U = X * X + 1  # every artist curve is a * U - 1
@@ -168,3 +168,29 @@ def test_quality_to_dict() -> None:
     assert set(d) == {"in_band", "resid", "w1_a", "a_mean", "a_std"}
     assert all(isinstance(v, float) for v in d.values())
     assert curve_quality(real(1), X).a_std == 0.0
+
+
+def test_batched_quality_matches_one_batch_at_a_time() -> None:
+    """The population's batched metrics against ``curve_quality`` member by member: real
+    curves, noisy ones, some outside the band, a constant batch (a_std 0) and one with a
+    non-finite curve (w1 inf, resid nan)."""
+    gen = torch.Generator().manual_seed(7)
+    batches = [
+        real(512, 1),
+        real(512, 2) + 0.3 * torch.randn(512, 15, generator=gen),
+        curves_with_a(torch.full((512,), 1.25)),
+        torch.randn(512, 15, generator=gen) * 3,
+    ]
+    broken = real(512, 3)
+    broken[5, 3] = float("inf")
+    batches.append(broken)
+    rows = curve_quality_rows(torch.stack(batches), X)
+    assert len(rows) == len(batches)
+    for batch, got in zip(batches, rows, strict=True):
+        want = curve_quality(batch, X)
+        for name, value in want.to_dict().items():
+            other = got.to_dict()[name]
+            if math.isfinite(value):
+                assert other == pytest.approx(value, rel=1e-12, abs=1e-12), name
+            else:
+                assert not math.isfinite(other) and math.isnan(other) == math.isnan(value), name
