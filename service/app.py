@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     store = Store(settings.db_url)
     storage = make_storage(settings.storage_url, settings.files_dir)
     runner = make_runner(store, settings)
-    events = EventHub(store)
+    events = EventHub(store, max_streams=settings.max_event_streams)
     telemetry = Telemetry(store, lambda: runner.busy_workers, events)
     svc = Services(
         settings=settings,

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .domain import DomainError, TooManyJobs, Unauthorized
+from .domain import DomainError, TooManyRequests, Unauthorized
 
 log = logging.getLogger("curvegan.errors")
 
@@ -62,7 +62,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         headers = None
-        if isinstance(exc, TooManyJobs):
+        if isinstance(exc, TooManyRequests):
             headers = {"Retry-After": str(exc.retry_after)}
         elif isinstance(exc, Unauthorized):
             headers = {"WWW-Authenticate": "Bearer"}

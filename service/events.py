@@ -18,6 +18,7 @@ from typing import Any
 from .domain import JobRecord
 from .schemas import Job
 from .store import Store
+from .streams import StreamSlots
 
 POLL_S = 0.2
 KEEPALIVE_S = 15.0
@@ -43,9 +44,10 @@ class _Watch:
 
 
 class EventHub:
-    def __init__(self, store: Store, poll_s: float = POLL_S) -> None:
+    def __init__(self, store: Store, *, max_streams: int, poll_s: float = POLL_S) -> None:
         self.store = store
         self.poll_s = poll_s
+        self.slots = StreamSlots(max_streams)  # all of this server's streams, sweeps' too
         self._watches: dict[str, _Watch] = {}
         self.polls = 0  # store polls made for event streams, ever
 

@@ -42,6 +42,11 @@ class _StoreCollector(Collector):
             "Jobs whose event streams this server follows (one poll each, however many streams)",
             self.events.watched_jobs,
         )
+        yield GaugeMetricFamily(
+            "curvegan_event_streams",
+            "Event streams open on this server (at most CURVEGAN_MAX_EVENT_STREAMS)",
+            self.events.slots.open,
+        )
         yield CounterMetricFamily(
             "curvegan_event_store_polls", "Store polls made for event streams", self.events.polls
         )

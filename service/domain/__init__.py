@@ -8,6 +8,8 @@ from .errors import (
     NotFound,
     PayloadTooLarge,
     TooManyJobs,
+    TooManyRequests,
+    TooManyStreams,
     Unauthorized,
 )
 from .records import (
@@ -45,5 +47,7 @@ __all__ = [
     "SweepRecord",
     "SweepStats",
     "TooManyJobs",
+    "TooManyRequests",
+    "TooManyStreams",
     "Unauthorized",
 ]

@@ -38,9 +38,19 @@ class PayloadTooLarge(DomainError):
     status, code = 413, "payload_too_large"
 
 
-class TooManyJobs(DomainError):
-    status, code = 429, "too_many_jobs"
+class TooManyRequests(DomainError):
+    """Over a limit that frees itself: the answer says when to retry (Retry-After)."""
+
+    status, code = 429, "too_many_requests"
     retry_after = 5
+
+
+class TooManyJobs(TooManyRequests):
+    code = "too_many_jobs"
+
+
+class TooManyStreams(TooManyRequests):
+    code = "too_many_streams"
 
 
 class Unauthorized(DomainError):

@@ -19,6 +19,7 @@ from ..schemas import (
     MetricList,
     SampleRequest,
 )
+from ..streams import event_stream
 from .samples import sample_response
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -85,11 +86,7 @@ def job_event_stream(
     svc.jobs.get(job_id)
     if last_event_id and last_event_id.isdigit():
         since_step = max(since_step, int(last_event_id))
-    return StreamingResponse(
-        svc.events.stream(job_id, since_step),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return event_stream(svc.events.slots, svc.events.stream(job_id, since_step))
 
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=Job, responses=ERRORS)

@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from ..deps import Services, services
 from ..schemas import Error
+from ..streams import event_stream
 from ..sweep_events import sweep_stream
 from ..sweep_schemas import Sweep, SweepCreate, SweepList, SweepSummary
 
@@ -55,11 +56,7 @@ def sweep_event_stream(sweep_id: str, svc: Svc) -> StreamingResponse:
     """Server-sent events: a `sweep` frame on connecting, one per change of a member's state
     or step, and a last one once the sweep is final."""
     sweep, _ = svc.sweeps.get(sweep_id)
-    return StreamingResponse(
-        sweep_stream(svc.store, sweep),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return event_stream(svc.events.slots, sweep_stream(svc.store, sweep))
 
 
 @router.post("/{sweep_id}/cancel", status_code=202, response_model=Sweep, responses=ERRORS)
