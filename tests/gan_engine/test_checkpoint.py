@@ -17,15 +17,18 @@ from safetensors.torch import save_file
 
 from gan_engine import (
     FORMAT_VERSION,
+    MAX_CHECKPOINT_BYTES,
     Checkpoint,
     CheckpointError,
     CurveSampler,
+    LogRecord,
     TrainConfig,
     Trainer,
     checkpoint_from_bytes,
     load_checkpoint,
 )
 from gan_engine.checkpoint import FORMAT, expected_layout
+from gan_engine.checkpoint_checks import MAX_HEADER_BYTES, METADATA_LIMITS, METRIC_RANGES
 
 
 def trained(steps_taken: int = 3, *, evaluate: bool = True, **config: object) -> Trainer:
@@ -108,6 +111,39 @@ def test_round_trip_without_metrics(tmp_path: Path) -> None:
     back = load_checkpoint(path)
     assert back.metrics is None and back.step == 2
     assert_same(back, ckpt)
+
+
+def test_metrics_are_the_trainers_log_record() -> None:
+    """The loader's set of metrics is what a trainer records, so no checkpoint the trainers
+    write is refused for its metrics."""
+    assert set(METRIC_RANGES) == set(LogRecord.__dataclass_fields__) - {"step"}
+
+
+def test_metrics_the_loader_would_refuse_are_not_written(tmp_path: Path, ckpt: Checkpoint) -> None:
+    assert ckpt.metrics is not None
+    partial = {k: v for k, v in ckpt.metrics.items() if k != "resid"}
+    for bad in (partial, {**ckpt.metrics, "w1_a": float("nan")}):
+        back = checkpoint_from_bytes(replace(ckpt, metrics=bad).to_bytes())
+        assert back.metrics is None and back.step == ckpt.step
+    assert checkpoint_from_bytes(ckpt.to_bytes()).metrics == ckpt.metrics
+
+
+def test_the_largest_config_header_fits_the_header_limit() -> None:
+    config = TrainConfig(seed=1, g_layers=8, d_layers=8, g_ema=0.9, hidden=512, steps=10**7)
+    far = [MAX_CHECKPOINT_BYTES, MAX_CHECKPOINT_BYTES]  # offsets with the most digits
+    header = {
+        name: {"dtype": "F32", "shape": list(shape), "data_offsets": far}
+        for name, (shape, _) in expected_layout(config).items()
+    }
+    metrics = {k: -1.2345678901234567e-300 for k in METRIC_RANGES}
+    header["__metadata__"] = {
+        "config": json.dumps(config.to_dict()),
+        "metrics": json.dumps(metrics),
+        "step": str(config.steps),
+    }
+    assert len(json.dumps(header)) < MAX_HEADER_BYTES / 4
+    assert len(header["__metadata__"]["config"]) < METADATA_LIMITS["config"] / 4
+    assert len(header["__metadata__"]["metrics"]) < METADATA_LIMITS["metrics"] / 4
 
 
 def test_checkpoint_before_any_step_round_trips(tmp_path: Path) -> None:
@@ -342,7 +378,7 @@ def test_refuses_invalid_config(tmp_path: Path, ckpt: Checkpoint) -> None:
     refused(resave(tmp_path, ckpt, config=json.dumps(bad)), "config is invalid: epochs")
     bad = {**ckpt.config.to_dict(), "seed": None}
     refused(resave(tmp_path, ckpt, config=json.dumps(bad)), "config has no seed")
-    refused(resave(tmp_path, ckpt, config="{nope"), "config is not valid JSON")
+    refused(resave(tmp_path, ckpt, config="{nope"), "config is not JSON")
     refused(resave(tmp_path, ckpt, config="[1, 2]"), "config is invalid")
 
 
@@ -356,8 +392,8 @@ def test_refuses_config_that_disagrees_with_the_tensors(tmp_path: Path, ckpt: Ch
 def test_refuses_bad_step_and_metrics(tmp_path: Path, ckpt: Checkpoint) -> None:
     refused(resave(tmp_path, ckpt, step="ten"), "step 'ten' is not an integer")
     refused(resave(tmp_path, ckpt, step=""), "is not an integer")
-    refused(resave(tmp_path, ckpt, step="-1"), "step must be >= 0")
-    refused(resave(tmp_path, ckpt, metrics="{bad"), "metrics are not valid JSON")
+    refused(resave(tmp_path, ckpt, step="-1"), r"step must be in \[0, ")
+    refused(resave(tmp_path, ckpt, metrics="{bad"), "metrics field is not JSON")
     refused(resave(tmp_path, ckpt, metrics="[1, 2]"), "metrics must map names to numbers")
     refused(resave(tmp_path, ckpt, metrics='{"w1_a": "low"}'), "metrics must map names to numbers")
     refused(resave(tmp_path, ckpt, metrics='{"w1_a": true}'), "metrics must map names to numbers")
@@ -440,6 +476,6 @@ def test_non_string_metadata_is_refused_with_checkpoint_error(
 
 def test_raw_metadata_helper_keeps_a_valid_file(tmp_path: Path, good_file: Path) -> None:
     # Guards the helper above: with string values the edited file still loads.
-    path = write(tmp_path, raw_metadata(good_file, step="7"))
-    assert load_checkpoint(path).step == 7
+    path = write(tmp_path, raw_metadata(good_file, step="3"))
+    assert load_checkpoint(path).step == 3
     assert os.path.getsize(path) >= os.path.getsize(good_file)
