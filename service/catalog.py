@@ -84,11 +84,14 @@ class CheckpointService:
                 f"checkpoint is {len(data)} bytes; the limit is {self.max_upload_bytes}"
             )
         if not data:
-            raise InvalidCheckpoint("empty body: send the safetensors file as the request body")
+            raise InvalidCheckpoint(
+                "empty body: send the safetensors file as the request body", field="body"
+            )
+        # Every field is checked here, before anything is written to storage or the store.
         try:
             ckpt = checkpoint_from_bytes(data, self.max_upload_bytes)
         except CheckpointError as exc:
-            raise InvalidCheckpoint(f"not a usable checkpoint: {exc}") from None
+            raise InvalidCheckpoint(f"not a usable checkpoint: {exc}", field=exc.field) from None
         # The exact bytes received are kept, so the sha256 a client computed still matches.
         return save_checkpoint(
             self.store, self.storage, ckpt, job_id=None, source="upload", data=data

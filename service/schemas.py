@@ -141,7 +141,8 @@ class Checkpoint(BaseModel):
             id=ck.id,
             job_id=ck.job_id,
             step=ck.step,
-            config=ck.config,
+            # A config row that is not an object (edited by hand) must not fail the listing.
+            config=ck.config if isinstance(ck.config, dict) else {},
             metrics=ck.metrics,
             quality=ck.quality,
             created_at=iso(ck.created_at),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,26 @@ from .states import JobState
 LOSS_FIELDS = ("d_loss", "g_loss", "d_accuracy", "d_score")
 QUALITY_FIELDS = ("in_band", "resid", "w1_a")
 METRIC_FIELDS = LOSS_FIELDS + QUALITY_FIELDS
+
+
+def known_metrics(value: Any, names: tuple[str, ...]) -> dict[str, float] | None:
+    """``value`` as exactly ``names`` mapped to finite floats, or None when it is anything
+    else: rows written by an older version or edited by hand are still read and listed, with
+    figures that cannot be trusted shown as absent rather than failing every listing."""
+    if not isinstance(value, dict) or set(value) != set(names):
+        return None
+    out: dict[str, float] = {}
+    for name in names:
+        v = value[name]
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return None
+        try:
+            out[name] = float(v)
+        except OverflowError:
+            return None
+        if not math.isfinite(out[name]):
+            return None
+    return out
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -9,8 +10,11 @@ from typing import Any, Generic, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ..domain import CheckpointRecord, JobRecord, JobState, SweepRecord
+from ..domain import LOSS_FIELDS, QUALITY_FIELDS, CheckpointRecord, JobRecord, JobState, SweepRecord
+from ..domain.records import known_metrics
 from .tables import checkpoints, jobs, sweeps
+
+log = logging.getLogger("curvegan.store")
 
 T = TypeVar("T")
 
@@ -64,7 +68,18 @@ def job_record(row: Any) -> JobRecord:
 
 
 def checkpoint_record(row: Any) -> CheckpointRecord:
-    return CheckpointRecord(**dict(row._mapping))
+    values = dict(row._mapping)
+    for name, fields in (("metrics", LOSS_FIELDS), ("quality", QUALITY_FIELDS)):
+        stored = values[name]
+        values[name] = known_metrics(stored, fields)
+        if stored is not None and values[name] is None:
+            log.warning(
+                "checkpoint %s: stored %s are not %s; shown as null",
+                values["id"],
+                name,
+                ", ".join(fields),
+            )
+    return CheckpointRecord(**values)
 
 
 SWEEP_SELECT = sa.select(*(sweeps.c[name] for name in SweepRecord.__dataclass_fields__))
