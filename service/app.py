@@ -12,7 +12,9 @@ from .catalog import CheckpointService
 from .deps import Services, require_api_key
 from .errors import install_error_handlers
 from .events import EventHub
+from .intake import BodyLimit, RequestGate
 from .jobs import JobService
+from .openapi import honest_openapi
 from .routers import checkpoints, jobs, ops, sweeps
 from .runners import make_runner
 from .settings import Settings
@@ -78,5 +80,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sweeps.router, dependencies=auth)
     app.include_router(checkpoints.router, dependencies=auth)
     app.include_router(ops.router)
+    # Before any route reads a body: the key, then the body's size (intake.py).
+    app.add_middleware(
+        RequestGate,
+        api_key=settings.api_key,
+        default_limit=BodyLimit(settings.max_body_bytes, "CURVEGAN_MAX_BODY_BYTES"),
+        route_limits={
+            ("POST", "/v1/checkpoints"): BodyLimit(
+                settings.max_upload_bytes, "CURVEGAN_MAX_UPLOAD_BYTES"
+            )
+        },
+    )
+    # Outermost, so requests the gate refuses are counted too.
     app.add_middleware(TelemetryMiddleware, telemetry=telemetry)
+    honest_openapi(app, settings)
     return app

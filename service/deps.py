@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 
 from fastapi import Request
 
 from .catalog import CheckpointService
-from .domain import Unauthorized
 from .events import EventHub
+from .intake import key_matches, unauthorized
 from .jobs import JobService
 from .runners import Runner
 from .settings import Settings
@@ -37,10 +36,8 @@ def services(request: Request) -> Services:
 
 
 def require_api_key(request: Request) -> None:
+    """The key again, for a route mounted outside RequestGate's /v1 (intake.py checks every
+    /v1 request before its body is read; this dependency runs only after)."""
     key = request.app.state.services.settings.api_key
-    if not key:
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(token.encode(), key.encode()):
-        raise Unauthorized("missing or wrong API key: send 'Authorization: Bearer <key>'")
+    if key and not key_matches(request.headers.get("authorization"), key):
+        raise unauthorized()

@@ -14,6 +14,12 @@ from .domain import DomainError, TooManyRequests, Unauthorized
 
 log = logging.getLogger("curvegan.errors")
 
+# A value echoed in a message is cut to this many characters: a 5 MB string sent as a field
+# must not come back whole in the error (nor fill the log).
+MAX_ECHO_CHARS = 80
+# Any message is cut to this: they name the field and range first, then the value received.
+MAX_MESSAGE_CHARS = 500
+
 _HTTP_CODES = {
     401: "unauthorized",
     404: "not_found",
@@ -29,9 +35,28 @@ def error_response(
     field: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
+    if len(message) > MAX_MESSAGE_CHARS:  # a huge value quoted anywhere (service, engine)
+        message = f"{message[:MAX_MESSAGE_CHARS]}... (cut from {len(message)} characters)"
     return JSONResponse(
         {"error": code, "message": message, "field": field}, status_code=status, headers=headers
     )
+
+
+def short_repr(value: Any, limit: int = MAX_ECHO_CHARS) -> str:
+    """repr(value), cut to ``limit`` characters with the full length said."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
+
+def domain_response(exc: DomainError) -> JSONResponse:
+    headers = None
+    if isinstance(exc, TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after)}
+    elif isinstance(exc, Unauthorized):
+        headers = {"WWW-Authenticate": "Bearer"}
+    return error_response(exc.status, exc.code, exc.message, exc.field, headers)
 
 
 def _describe(err: dict[str, Any]) -> tuple[str, str]:
@@ -54,19 +79,14 @@ def _describe(err: dict[str, Any]) -> tuple[str, str]:
     limits = [f"{op} {ctx[k]}" for k, op in bounds.items() if k in ctx]
     suffix = f" (allowed: {', '.join(limits)})" if limits else ""
     got = err.get("input")
-    shown = "" if isinstance(got, (dict, list)) else f", got {got!r}"
+    shown = "" if isinstance(got, (dict, list)) else f", got {short_repr(got)}"
     return field, f"{field}: {err.get('msg', 'invalid value')}{suffix}{shown}"
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        headers = None
-        if isinstance(exc, TooManyRequests):
-            headers = {"Retry-After": str(exc.retry_after)}
-        elif isinstance(exc, Unauthorized):
-            headers = {"WWW-Authenticate": "Bearer"}
-        return error_response(exc.status, exc.code, exc.message, exc.field, headers)
+        return domain_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -3,15 +3,47 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Header
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from gan_engine.config import MAX_SEED
+from gan_engine.config import MAX_SEED, PRESETS
 
+from .config_schema import config_schema
 from .domain import CheckpointRecord, JobRecord
 
 JobStateName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+# The largest offset or step a query may name: SQLite and PostgreSQL keep integers in 64
+# signed bits, and a larger bound parameter was a 500 instead of a 422.
+MAX_OFFSET = 2**62
+# Header parameters, with the bounds the services check, stated in the OpenAPI document.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=200,
+        description="the same key and request again returns the first result; another "
+        "request with it is 409",
+    ),
+]
+# Last-Event-ID: ASCII digits only (str.isdigit() also passes "٣" and "²"), at most a step.
+LastEventId = Annotated[
+    str | None,
+    Header(pattern=r"^[0-9]{1,18}$", description="resume after this step (the last frame's id)"),
+]
+# The largest latent a sample request may give: far past any the latent distributions draw
+# (|z| > 10 has odds of 1e-23), and small enough that G's float32 layers cannot overflow.
+MAX_LATENT = 1e6
+
+
+def nullable(schema: dict[str, Any]) -> WithJsonSchema:
+    """The OpenAPI schema of an optional field that the service checks itself (so its messages
+    name the field and range): ``schema`` or null."""
+    return WithJsonSchema({"anyOf": [schema, {"type": "null"}]})
+
+
+PresetField = Annotated[str | None, nullable({"enum": list(PRESETS)})]
 
 
 def iso(ts: float | None) -> datetime | None:
@@ -28,14 +60,19 @@ class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(None, max_length=200)
-    config: dict[str, Any] | None = Field(
-        None,
-        description="engine config fields, all optional (tutorial defaults): batch_size, "
-        "lr_g, lr_d, betas, n_ideas, n_points, hidden, d_hidden, g_layers, d_layers, steps, "
-        "seed, loss, latent, g_ema, ema_warmup, lr_schedule, log_every, checkpoint_every",
-    )
+    # Checked by TrainConfig, whose messages name the field and its range.
+    config: Annotated[
+        dict[str, Any] | None,
+        nullable(
+            config_schema(
+                "Engine config fields, all optional (the preset's values otherwise). Resuming "
+                "(resume_from) only steps, log_every and checkpoint_every may differ from the "
+                "checkpoint's, and steps must exceed its step."
+            )
+        ),
+    ] = None
     resume_from: str | None = Field(None, description="checkpoint id to continue from")
-    preset: str | None = Field(
+    preset: PresetField = Field(
         None,
         description="the named recipe that `config` overrides: tutorial (the default), "
         "recommended or fast; not with resume_from (a resumed job keeps its checkpoint's "
@@ -157,13 +194,31 @@ class CheckpointList(BaseModel):
     total: int
 
 
-class SampleRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+Latent = Annotated[float, Field(ge=-MAX_LATENT, le=MAX_LATENT)]
 
-    n: int | None = Field(None, description="number of curves, 1..CURVEGAN_MAX_SAMPLES")
+
+class SampleRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        # n or z must be given (not null); the service says so when neither is.
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["n"], "properties": {"n": {"type": "integer"}}},
+                {"required": ["z"], "properties": {"z": {"type": "array"}}},
+            ]
+        },
+    )
+
+    # The upper bound is a setting, checked by the service; the OpenAPI document states it.
+    n: Annotated[int | None, nullable({"type": "integer", "minimum": 1})] = Field(
+        None, description="number of curves, 1..CURVEGAN_MAX_SAMPLES; with z, its rows"
+    )
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="same seed, same curves")
-    z: list[list[float]] | None = Field(
-        None, description="latent rows (n_ideas numbers each) instead of a seed"
+    z: list[list[Latent]] | None = Field(
+        None,
+        min_length=1,
+        description="latent rows instead of n and seed: 1..CURVEGAN_MAX_SAMPLES rows, each of "
+        "the checkpoint's n_ideas numbers (5 for every preset)",
     )
 
 

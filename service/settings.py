@@ -21,6 +21,11 @@ class Settings(BaseSettings):
     database_url: str = ""
     api_key: str | None = None
     max_upload_bytes: int = Field(16 * 1024 * 1024, ge=1)
+    # Every other request body (JSON), refused with 413 before it is parsed. The largest
+    # legitimate one is a sample request's `z`: 100 000 rows (CURVEGAN_MAX_SAMPLES) of 5
+    # latents (n_ideas of every preset) is 10.5 MB as json.dumps writes random normals and at
+    # most 13.4 MB with every number a 24-character float64 repr; 16 MiB admits both.
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1)
     max_samples: int = Field(100_000, ge=1)
     # One worker process per running job; more than the CPU count only time-slices.
     max_concurrent_jobs: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)

@@ -3,39 +3,71 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from .config_schema import CONFIG_PROPERTIES, config_schema
 from .domain import BEST_BY, DEFAULT_BEST_BY, JobRecord, SweepRecord, SweepStats
 from .domain.sweeps import best_member, member_values
-from .schemas import JobStateName, LossMetrics, QualityMetrics, iso
+from .schemas import JobStateName, LossMetrics, PresetField, QualityMetrics, iso, nullable
 
 _BEST_BY_DOC = ", ".join(f"{name} ({c.better})" for name, c in BEST_BY.items())
 
 
+_GRID = {
+    "type": "object",
+    "properties": {
+        name: {"type": "array", "items": schema, "minItems": 1}
+        for name, schema in CONFIG_PROPERTIES.items()
+    },
+    "additionalProperties": False,
+    "minProperties": 1,
+}
+_MEMBER = {"type": "object", "properties": CONFIG_PROPERTIES, "additionalProperties": False}
+
+
 class SweepCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        # Exactly one of vary and members (null is the same as absent).
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["vary"],
+                    "properties": {"vary": {"type": "object"}, "members": {"type": "null"}},
+                },
+                {
+                    "required": ["members"],
+                    "properties": {"members": {"type": "array"}, "vary": {"type": "null"}},
+                },
+            ]
+        },
+    )
 
     name: str | None = Field(None, max_length=200)
-    preset: str | None = Field(
+    preset: PresetField = Field(
         None,
         description="the recipe every member starts from: tutorial (the default), "
         "recommended or fast",
     )
-    config: dict[str, Any] | None = Field(
-        None, description="base engine config fields, as in POST /v1/jobs; members override them"
-    )
+    config: Annotated[
+        dict[str, Any] | None,
+        nullable(
+            config_schema("Base engine config fields, as in POST /v1/jobs; members override them.")
+        ),
+    ] = None
     # Plain dicts, checked by the service: its messages name the field and member at fault.
-    vary: dict[str, Any] | None = Field(
+    vary: Annotated[dict[str, Any] | None, nullable(_GRID)] = Field(
         None,
         description="a grid: {field: [values...]}; one member per combination (fields in "
         "sorted order, values in the given order). Exactly one of vary and members",
     )
-    members: list[dict[str, Any]] | None = Field(
-        None, description="an explicit list: [{field: value, ...}, ...], each over the base"
-    )
-    best_by: str = Field(
+    # At most CURVEGAN_MAX_SWEEP_MEMBERS: the OpenAPI document states the setting's value.
+    members: Annotated[
+        list[dict[str, Any]] | None, nullable({"type": "array", "items": _MEMBER, "minItems": 1})
+    ] = Field(None, description="an explicit list: [{field: value, ...}, ...], each over the base")
+    best_by: Annotated[str, WithJsonSchema({"enum": list(BEST_BY)})] = Field(
         DEFAULT_BEST_BY, description=f"the metric that picks the best member: {_BEST_BY_DOC}"
     )
 

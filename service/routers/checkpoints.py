@@ -10,10 +10,18 @@ from starlette.concurrency import run_in_threadpool
 
 from ..deps import Services, services
 from ..domain import NotFound, PayloadTooLarge
-from ..schemas import Checkpoint, CheckpointList, Error, SampleRequest, SampleResponse
+from ..intake import OffloadedJsonRoute
+from ..schemas import (
+    MAX_OFFSET,
+    Checkpoint,
+    CheckpointList,
+    Error,
+    SampleRequest,
+    SampleResponse,
+)
 from .samples import NPY, sample_response
 
-router = APIRouter(prefix="/v1/checkpoints", tags=["checkpoints"])
+router = APIRouter(prefix="/v1/checkpoints", tags=["checkpoints"], route_class=OffloadedJsonRoute)
 Svc = Annotated[Services, Depends(services)]
 ERRORS = {404: {"model": Error}, 409: {"model": Error}, 422: {"model": Error}}
 
@@ -23,7 +31,7 @@ def list_checkpoints(
     svc: Svc,
     job_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> CheckpointList:
     """Checkpoints, newest first; `job_id` keeps one job's."""
     page = svc.store.list_checkpoints(job_id, limit, offset)

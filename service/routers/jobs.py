@@ -4,25 +4,29 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from ..deps import Services, services
 from ..domain import Conflict
+from ..intake import OffloadedJsonRoute
 from ..schemas import (
+    MAX_OFFSET,
     Checkpoint,
     Error,
+    IdempotencyKey,
     Job,
     JobCreate,
     JobList,
     JobStateName,
+    LastEventId,
     MetricList,
     SampleRequest,
 )
 from ..streams import event_stream
 from .samples import sample_response
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=OffloadedJsonRoute)
 Svc = Annotated[Services, Depends(services)]
 ERRORS = {404: {"model": Error}, 409: {"model": Error}, 422: {"model": Error}}
 
@@ -32,7 +36,7 @@ def create_job(
     body: JobCreate,
     response: Response,
     svc: Svc,
-    idempotency_key: Annotated[str | None, Header()] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Job:
     """Queues a training job; a worker takes it, oldest first, when one is free."""
     job, _ = svc.jobs.create(body, idempotency_key)
@@ -46,7 +50,7 @@ def list_jobs(
     state: JobStateName | None = None,
     sweep_id: Annotated[str | None, Query(description="only this sweep's members")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> JobList:
     """Jobs, newest first."""
     page = svc.store.list_jobs(state, limit, offset, sweep_id=sweep_id)
@@ -62,7 +66,7 @@ def get_job(job_id: str, svc: Svc) -> Job:
 def job_metrics(
     job_id: str,
     svc: Svc,
-    since_step: Annotated[int, Query(ge=0)] = 0,
+    since_step: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> MetricList:
     """Every logged step after ``since_step``, ascending."""
@@ -78,13 +82,13 @@ def job_metrics(
 def job_event_stream(
     job_id: str,
     svc: Svc,
-    since_step: Annotated[int, Query(ge=0)] = 0,
-    last_event_id: Annotated[str | None, Header()] = None,
+    since_step: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    last_event_id: LastEventId = None,
 ) -> StreamingResponse:
     """Server-sent events: `metrics` per logged step, `state` per state change; ends after a
     final state. Reconnecting with Last-Event-ID resumes after that step."""
     svc.jobs.get(job_id)
-    if last_event_id and last_event_id.isdigit():
+    if last_event_id:
         since_step = max(since_step, int(last_event_id))
     return event_stream(svc.events.slots, svc.events.stream(job_id, since_step))
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
 
 from ..deps import Services, services
-from ..schemas import Error
+from ..intake import OffloadedJsonRoute
+from ..schemas import MAX_OFFSET, Error, IdempotencyKey
 from ..streams import event_stream
 from ..sweep_events import sweep_stream
 from ..sweep_schemas import Sweep, SweepCreate, SweepList, SweepSummary
 
-router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
+router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"], route_class=OffloadedJsonRoute)
 Svc = Annotated[Services, Depends(services)]
 ERRORS = {404: {"model": Error}, 409: {"model": Error}, 422: {"model": Error}}
 
@@ -23,7 +24,7 @@ def create_sweep(
     body: SweepCreate,
     response: Response,
     svc: Svc,
-    idempotency_key: Annotated[str | None, Header()] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Sweep:
     """Queues every member of the sweep as a job, all or none; workers take them in order."""
     sweep, members = svc.sweeps.create(body, idempotency_key)
@@ -35,7 +36,7 @@ def create_sweep(
 def list_sweeps(
     svc: Svc,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> SweepList:
     """Sweeps, newest first, without their member lists (GET /v1/jobs?sweep_id= has them)."""
     page = svc.sweeps.page(limit, offset)

@@ -1,0 +1,312 @@
+"""Hostile requests: the key is checked before a body is read, bodies are bounded, odd values
+are 422 naming the field (never 500, never echoed whole), and the OpenAPI document states the
+limits the server enforces.
+
+The body-size and key cases run against a real server on a real port over raw sockets, so
+that "answered before the body was sent" is what the server did, not what a client library
+chose to do; the validation and schema cases run in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gan_engine import ConfigError, TrainConfig
+from gan_engine.config import MAX_SEED
+from service.app import create_app
+from service.config_schema import CONFIG_PROPERTIES
+from service.settings import Settings
+from tests.conftest import Server
+
+KEY = "hostile-test-key"
+AUTH = {"authorization": f"Bearer {KEY}"}
+BODY_LIMIT = 100_000
+SERVER_ENV = {"CURVEGAN_API_KEY": KEY, "CURVEGAN_MAX_BODY_BYTES": str(BODY_LIMIT)}
+# A socket read that never comes back is the old behaviour (the server waiting for a body it
+# would refuse): it must fail the test, not hang it.
+READ_TIMEOUT_S = 20.0
+
+
+# ------------------------------------------------------------------ real server, raw sockets
+
+
+def _open(server: Server) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=READ_TIMEOUT_S)
+    return sock
+
+
+def _head(path: str, headers: dict[str, str]) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "Host: test", *(f"{k}: {v}" for k, v in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def _response(sock: socket.socket) -> tuple[int, dict[str, Any]]:
+    """The status and JSON body of the one response the server sends (it is small)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed before a response: {data!r}"
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed inside the response body"
+        rest += chunk
+    return status, json.loads(rest[:length])
+
+
+def test_a_large_body_without_the_key_is_401_before_it_is_sent(module_server: Server) -> None:
+    """The probe: 54 MB to a sampling route without a key was read and parsed (+700 MB, the
+    event loop blocked for seconds, /healthz stalled) before the 401."""
+    with _open(module_server) as sock:
+        declared = 54_000_000
+        sock.sendall(
+            _head(
+                "/v1/checkpoints/ck-any/samples",
+                {"Content-Type": "application/json", "Content-Length": str(declared)},
+            )
+        )
+        sock.sendall(b'{"z": [' + b"[0.5, 0.5, 0.5, 0.5, 0.5], " * 40_000)  # ~1 MB of 54
+        status, body = _response(sock)
+        assert status == 401 and body["error"] == "unauthorized", body
+        # Meanwhile the server answers others: nothing of the body was held or parsed.
+        with module_server.client() as c:
+            assert c.get("/healthz").status_code == 200
+
+
+def test_a_chunked_body_without_the_key_is_401_before_it_ends(module_server: Server) -> None:
+    with _open(module_server) as sock:
+        sock.sendall(
+            _head(
+                "/v1/jobs",
+                {"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+            )
+        )
+        piece = b'{"name": "' + b"x" * 60_000
+        sock.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+        status, body = _response(sock)
+        assert status == 401, body
+
+
+def test_a_declared_length_over_the_limit_is_413_before_the_body(module_server: Server) -> None:
+    with _open(module_server) as sock:
+        sock.sendall(
+            _head(
+                "/v1/checkpoints/ck-any/samples",
+                {
+                    "Content-Type": "application/json",
+                    "Content-Length": str(BODY_LIMIT + 1),
+                    **AUTH,
+                },
+            )
+        )
+        status, body = _response(sock)
+    assert status == 413 and body["error"] == "payload_too_large", body
+    assert body["field"] == "body" and "CURVEGAN_MAX_BODY_BYTES" in body["message"], body
+    assert str(BODY_LIMIT) in body["message"], body
+
+
+def test_a_chunked_body_is_413_once_it_passes_the_limit(module_server: Server) -> None:
+    with _open(module_server) as sock:
+        sock.sendall(
+            _head(
+                "/v1/jobs",
+                {"Content-Type": "application/json", "Transfer-Encoding": "chunked", **AUTH},
+            )
+        )
+        piece = b"x" * 30_000
+        # Past the limit, but never ended: only a server counting as it reads answers now.
+        for _ in range(BODY_LIMIT // len(piece) + 2):
+            sock.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+        status, body = _response(sock)
+    assert status == 413 and "CURVEGAN_MAX_BODY_BYTES" in body["message"], body
+
+
+def test_a_body_within_the_limit_still_works(mc: httpx.Client) -> None:
+    r = mc.post("/v1/jobs", json={"config": {"steps": 1}, "name": "x" * 200}, headers=AUTH)
+    assert r.status_code == 202, r.text
+    assert mc.post("/v1/jobs", json={}).status_code == 401
+
+
+# ----------------------------------------------------------------- in-process: validation
+
+
+@pytest.fixture(scope="module")
+def app_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    data = tmp_path_factory.mktemp("hostile-inproc")
+    return Settings(data_dir=Path(data), max_concurrent_jobs=1, max_samples=1000)
+
+
+Call = Callable[..., httpx.Response]
+
+
+@pytest.fixture(scope="module")
+def api(app_settings: Settings) -> Call:
+    """``api(method, url, **kw)`` on the app without its lifespan: every case here is refused
+    before a handler runs (no store, no workers needed)."""
+    app = create_app(app_settings)
+
+    async def call(method: str, url: str, **kw: Any) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.request(method, url, **kw)
+
+    return lambda method, url, **kw: asyncio.run(call(method, url, **kw))
+
+
+def _error(r: httpx.Response, status: int = 422) -> dict[str, Any]:
+    assert r.status_code == status, f"{r.status_code} {r.text[:500]}"
+    body = r.json()
+    assert set(body) == {"error", "message", "field"}, body
+    return body
+
+
+BIG = str(2**64)
+
+
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        (f"/v1/jobs?offset={BIG}", "offset"),
+        (f"/v1/sweeps?offset={BIG}", "offset"),
+        (f"/v1/checkpoints?offset={BIG}", "offset"),
+        (f"/v1/jobs/job-x/metrics?since_step={BIG}", "since_step"),
+        (f"/v1/jobs/job-x/events?since_step={BIG}", "since_step"),
+        (f"/v1/jobs?limit={BIG}", "limit"),
+    ],
+)
+def test_integers_past_64_bits_are_422(api: Call, url: str, field: str) -> None:
+    err = _error(api("GET", url))
+    assert err["field"] == field and "<=" in err["message"], err
+
+
+@pytest.mark.parametrize("value", ["٣".encode(), "²".encode("latin-1"), b"9" * 40, b"-1"])
+def test_a_last_event_id_of_other_than_ascii_digits_is_422(api: Call, value: bytes) -> None:
+    r = api("GET", "/v1/jobs/job-x/events", headers={"last-event-id": value})
+    assert _error(r)["field"] == "last-event-id"
+
+
+def test_a_lone_surrogate_is_422_not_500(api: Call) -> None:
+    raw = b'{"name": "\\ud800"}'
+    r = api("POST", "/v1/jobs", content=raw, headers={"content-type": "application/json"})
+    err = _error(r)
+    assert err["field"] == "body" and "surrogate" in err["message"], err
+
+
+@pytest.mark.parametrize("value", [1e300, -1e39, 1e7])
+def test_latents_past_float32_are_422_naming_the_number(api: Call, value: float) -> None:
+    body = {"z": [[0.0] * 5, [0.0, 0.0, value, 0.0, 0.0]]}
+    err = _error(api("POST", "/v1/checkpoints/ck-x/samples", json=body))
+    assert err["field"] == "z.1.2" and "1000000" in err["message"], err
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "field"),
+    [
+        ({"name": "x" * 5_000_000}, {}, "name"),
+        ({"preset": "x" * 5_000_000}, {}, "preset"),
+        ({"config": {"loss": "x" * 5_000_000}}, {}, "config.loss"),
+        ({}, {"idempotency-key": "k" * 100_000}, "idempotency-key"),
+    ],
+)
+def test_a_huge_value_is_never_echoed_whole(
+    api: Call, body: dict[str, Any], headers: dict[str, str], field: str
+) -> None:
+    r = api("POST", "/v1/jobs", json=body, headers=headers)
+    err = _error(r)
+    assert err["field"] == field, err
+    assert len(r.content) < 2_000, len(r.content)
+
+
+# ------------------------------------------------------------------- the OpenAPI document
+
+
+@pytest.fixture(scope="module")
+def doc(app_settings: Settings) -> dict[str, Any]:
+    keyed = app_settings.model_copy(update={"api_key": KEY, "max_sweep_members": 7})
+    return create_app(keyed).openapi()
+
+
+def _non_null(schema: dict[str, Any]) -> dict[str, Any]:
+    return next(s for s in schema.get("anyOf", [schema]) if s.get("type") != "null")
+
+
+def test_openapi_states_the_sample_request_rules(doc: dict[str, Any]) -> None:
+    sample = doc["components"]["schemas"]["SampleRequest"]
+    assert {json.dumps(b["required"]) for b in sample["anyOf"]} == {'["n"]', '["z"]'}
+    props = sample["properties"]
+    assert _non_null(props["n"]) == {"type": "integer", "minimum": 1, "maximum": 1000}
+    assert _non_null(props["seed"])["maximum"] == MAX_SEED  # exactly, not 2**63 as a float
+    z = _non_null(props["z"])
+    assert (z["minItems"], z["maxItems"]) == (1, 1000)
+    assert z["items"]["items"]["maximum"] == 1e6
+
+
+def test_openapi_states_headers_bounds_and_auth(doc: dict[str, Any]) -> None:
+    ops = [(p, m, op) for p, item in doc["paths"].items() for m, op in item.items()]
+    create = doc["paths"]["/v1/jobs"]["post"]
+    key = next(p for p in create["parameters"] if p["name"] == "idempotency-key")
+    assert (_non_null(key["schema"])["minLength"], _non_null(key["schema"])["maxLength"]) == (
+        1,
+        200,
+    )
+    members = _non_null(doc["components"]["schemas"]["SweepCreate"]["properties"]["members"])
+    assert members["maxItems"] == 7
+    for path, method, op in ops:
+        for param in op.get("parameters", []):
+            schema = _non_null(param["schema"])
+            if schema.get("type") == "integer":
+                assert "maximum" in schema, (path, method, param["name"])
+        if op.get("parameters") or op.get("requestBody"):
+            assert op["responses"]["422"]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/Error"
+            }, (path, method)
+        if path.startswith("/v1"):
+            assert op["security"] == [{"bearer": []}] and "401" in op["responses"], (path, method)
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+
+
+def _edges(schema: dict[str, Any]) -> Iterator[tuple[Any, bool]]:
+    """(value, allowed) pairs at the edges of one field's schema."""
+    schema = _non_null(schema)
+    if "enum" in schema:
+        yield from ((v, True) for v in schema["enum"])
+        yield "other", False
+    elif schema.get("type") == "integer":
+        lo, hi = schema["minimum"], schema["maximum"]
+        yield from ((lo, True), (hi, True), (lo - 1, False), (hi + 1, False))
+    elif schema.get("type") == "number":
+        for key, allowed in (("minimum", True), ("exclusiveMinimum", False)):
+            if key in schema:
+                yield schema[key], allowed
+                yield schema[key] - 1e-9, False
+        for key, allowed in (("maximum", True), ("exclusiveMaximum", False)):
+            if key in schema:
+                yield schema[key], allowed
+                yield schema[key] + 1e-9, False
+
+
+@pytest.mark.parametrize("name", sorted(set(CONFIG_PROPERTIES) - {"betas", "ema_warmup"}))
+def test_the_config_schema_bounds_are_the_engines(name: str) -> None:
+    """Each bound the OpenAPI document states for a config field is the one TrainConfig
+    enforces: its edge values pass, one step past them fails, naming the field."""
+    for value, allowed in _edges(CONFIG_PROPERTIES[name]):
+        try:
+            TrainConfig.from_dict({name: value})
+        except ConfigError as exc:
+            assert not allowed and exc.field == name, (name, value, exc)
+        else:
+            assert allowed, (name, value)
