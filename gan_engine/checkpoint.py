@@ -15,6 +15,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 from safetensors.torch import load as st_load
@@ -133,18 +134,30 @@ def _read_metadata(data: bytes) -> dict[str, str]:
         raise
 
 
-def checkpoint_from_bytes(data: bytes, max_bytes: int = MAX_CHECKPOINT_BYTES) -> Checkpoint:
+def checkpoint_from_bytes(
+    data: bytes,
+    max_bytes: int = MAX_CHECKPOINT_BYTES,
+    *,
+    odd_metrics: Literal["refuse", "drop"] = "refuse",
+) -> Checkpoint:
     """Parses and validates a checkpoint; raises CheckpointError saying what is wrong.
 
     Every field is checked (checkpoint_checks) before a tensor is read, and what this returns
-    can be resumed and sampled from."""
+    can be resumed and sampled from. Metrics are a report that neither needs: files already
+    stored (perhaps by an older version) are read with ``odd_metrics="drop"``, which gives
+    metrics the checks refuse as None instead of refusing the file."""
     if len(data) > max_bytes:
         raise CheckpointError(f"checkpoint is {len(data)} bytes; the limit is {max_bytes}")
     meta = _read_metadata(data)
     check_metadata(meta)
     config = parse_config(meta.get("config", ""))
     step = parse_step(meta.get("step", ""), config)
-    metrics = parse_metrics(meta.get("metrics", ""))
+    try:
+        metrics = parse_metrics(meta.get("metrics", ""))
+    except CheckpointError:
+        if odd_metrics == "refuse":
+            raise
+        metrics = None
     try:
         tensors = st_load(data)
     except Exception as exc:  # safetensors raises its own error type for every malformation

@@ -85,7 +85,7 @@ def _train(
     # A job is a population of one: the engine's fast path (hand-derived backward pass,
     # ~2x the autograd Trainer's steps/s); its checkpoints are ordinary single-GAN ones.
     if start_from:
-        ckpt = checkpoint_from_bytes(ctx.storage.read(start_from))
+        ckpt = checkpoint_from_bytes(ctx.storage.read(start_from), odd_metrics="drop")
         # The job may train longer or log differently than the run that saved the checkpoint.
         trainer = Population.from_checkpoints([replace(ckpt, config=config)])
     else:

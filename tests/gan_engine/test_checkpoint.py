@@ -128,6 +128,20 @@ def test_metrics_the_loader_would_refuse_are_not_written(tmp_path: Path, ckpt: C
     assert checkpoint_from_bytes(ckpt.to_bytes()).metrics == ckpt.metrics
 
 
+def test_stored_files_with_odd_metrics_still_load_without_them(
+    tmp_path: Path, ckpt: Checkpoint
+) -> None:
+    for odd in ('{"d_loss": 1.0}', '{"w1_a": NaN}', "[1]", "{bad"):
+        data = resave(tmp_path, ckpt, metrics=odd).read_bytes()
+        with pytest.raises(CheckpointError, match="metric"):
+            checkpoint_from_bytes(data)
+        back = checkpoint_from_bytes(data, odd_metrics="drop")
+        assert back.metrics is None
+        assert_same(back, replace(ckpt, metrics=None))
+    with pytest.raises(CheckpointError, match="step"):  # only the metrics are forgiven
+        checkpoint_from_bytes(resave(tmp_path, ckpt, step="x").read_bytes(), odd_metrics="drop")
+
+
 def test_the_largest_config_header_fits_the_header_limit() -> None:
     config = TrainConfig(seed=1, g_layers=8, d_layers=8, g_ema=0.9, hidden=512, steps=10**7)
     far = [MAX_CHECKPOINT_BYTES, MAX_CHECKPOINT_BYTES]  # offsets with the most digits

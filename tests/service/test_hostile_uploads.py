@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import save as st_save
 
 from gan_engine import Checkpoint, TrainConfig, Trainer
-from tests.conftest import Server
+from tests.conftest import Server, wait_for_state
 
 KEY = "hostile-suite-key"
 SERVER_ENV = {"CURVEGAN_API_KEY": KEY, "CURVEGAN_MAX_CONCURRENT_JOBS": "1"}
@@ -520,3 +520,24 @@ def test_odd_stored_rows_are_listed_with_null_metrics(
     assert listed[odd_rows["extra_names"]]["config"] == {}
     assert listed[odd_rows["partial"]]["config"] == GOOD_CONFIG
     assert_healthy(api)
+
+
+def test_a_stored_file_with_odd_metrics_still_samples_and_resumes(
+    api: httpx.Client, module_server: Server, ckpt: Checkpoint, data: bytes
+) -> None:
+    """A file an older version stored with partial metrics (the upload it answered 500): its
+    weights are still sampled from and resumed; only its metrics are forgotten."""
+    created = upload(api, data)
+    assert created.status_code == 201, created.text
+    ck_id = created.json()["id"]
+    stored = module_server.data_dir / "files" / f"{ck_id}.safetensors"
+    assert stored.is_file()
+    stored.write_bytes(meta(metrics=json.dumps({"d_loss": 1.0}))(ckpt, data))
+
+    r = api.post(f"/v1/checkpoints/{ck_id}/samples", json={"n": 3, "seed": 1})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["curves"]) == 3
+    job = api.post("/v1/jobs", json={"resume_from": ck_id, "config": {"steps": 6}})
+    assert job.status_code == 202, job.text
+    done = wait_for_state(api, job.json()["id"], {"succeeded", "failed", "cancelled"})
+    assert done["state"] == "succeeded" and done["step"] == 6, done
