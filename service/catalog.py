@@ -146,7 +146,12 @@ class CheckpointService:
                 raise Invalid("n", f"must equal the number of z rows ({len(req.z)}), got {req.n}")
             if not 1 <= len(req.z) <= limit:
                 raise Invalid("z", f"must have between 1 and {limit} rows, got {len(req.z)}")
-            return sampler.sample(z=np.asarray(req.z, dtype=np.float32))
+            samples = sampler.sample(z=np.asarray(req.z, dtype=np.float32))
+            # The latents are bounded (schemas.MAX_LATENT), but a checkpoint's weights are not:
+            # curves past float32 would go out as nulls, breaking the response's contract.
+            if not np.isfinite(samples.curves).all():
+                raise Invalid("z", "these latents take the generator's output past float32")
+            return samples
         if req.n is None:
             raise Invalid("n", f"is required (an integer in [1, {limit}]) unless z is given")
         if not 1 <= req.n <= limit:
