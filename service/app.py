@@ -13,6 +13,7 @@ from .deps import Services, require_api_key
 from .errors import install_error_handlers
 from .events import EventHub
 from .intake import BodyLimit, RequestGate
+from .janitor import janitor
 from .jobs import JobService
 from .openapi import honest_openapi
 from .routers import checkpoints, jobs, ops, sweeps
@@ -62,7 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await asyncio.to_thread(store.migrate)
         await runner.start()
         try:
-            yield
+            async with janitor(store, storage, settings.stale_file_seconds):
+                yield
         finally:
             await runner.stop()
             store.dispose()

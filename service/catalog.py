@@ -6,7 +6,7 @@ import io
 import math
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from .domain import (
 )
 from .schemas import SampleRequest
 from .storage import CheckpointStorage
-from .store import Store
+from .store import CheckpointInUse, Store
 
 
 class SamplerCache:
@@ -97,25 +97,30 @@ class CheckpointService:
             self.store, self.storage, ckpt, job_id=None, source="upload", data=data
         )
 
-    def require_file(self, checkpoint_id: str) -> None:
-        """NotFound unless both the record and its file exist, so a download can answer 404
-        before it starts instead of failing half-way."""
+    def open_file(self, checkpoint_id: str) -> tuple[IO[bytes], int]:
+        """The checkpoint's file, open, and its size: a download streams from this handle, so
+        it is the whole file even if the checkpoint is deleted meanwhile; NotFound when the
+        record or the file is gone."""
         self.get(checkpoint_id)
-        if not self.storage.exists(checkpoint_id):
-            raise NotFound(f"the file of checkpoint {checkpoint_id} is missing")
+        try:
+            return self.storage.open(checkpoint_id)
+        except FileNotFoundError:
+            raise NotFound(f"the file of checkpoint {checkpoint_id} is missing") from None
 
     def delete(self, checkpoint_id: str) -> None:
-        row = self.get(checkpoint_id)
-        job_id = row.job_id
-        if job_id is not None:
-            job = self.store.get_job(job_id)
-            if job and not job.state.is_final and job.latest_checkpoint == checkpoint_id:
-                raise Conflict(
-                    f"checkpoint {checkpoint_id} is the latest of {job.state} job {job_id}, "
-                    "which resumes from it; cancel the job first"
-                )
-        self.store.delete_checkpoint(checkpoint_id)
+        self.get(checkpoint_id)
+        try:
+            deleted = self.store.delete_checkpoint(checkpoint_id)
+        except CheckpointInUse as exc:
+            raise Conflict(
+                f"checkpoint {checkpoint_id} is where {exc.state} job {exc.job_id} resumes "
+                "from; cancel the job first"
+            ) from None
+        if not deleted:
+            raise NotFound(f"no checkpoint with id {checkpoint_id!r}")
         self.cache.drop(checkpoint_id)
+        # The record goes first: a crash in between leaves an unlisted file, which the
+        # janitor removes, never a record without its file.
         self.storage.delete(checkpoint_id)
 
     def sampler(self, checkpoint_id: str) -> CurveSampler:

@@ -8,9 +8,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .diskfull import is_disk_full
 from .domain import DomainError, TooManyRequests, Unauthorized
+from .domain.errors import InsufficientStorage
 
 log = logging.getLogger("curvegan.errors")
 
@@ -107,3 +110,18 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "internal_error", "internal server error; see the server log")
+
+    async def _storage(request: Request, exc: Exception) -> JSONResponse:
+        """A full disk, wherever a write met it (a file, the database), is the client's
+        507, not a 500: it can free space or retry later. The rest stays unexpected."""
+        if not is_disk_full(exc):
+            return await _unexpected(request, exc)
+        log.error("disk full on %s %s: %s", request.method, request.url.path, exc)
+        full = InsufficientStorage(
+            "insufficient storage: the server's disk is full, so nothing was recorded; "
+            "retry once space is freed"
+        )
+        return error_response(full.status, full.code, full.message, full.field)
+
+    for kind in (OSError, DBAPIError):
+        app.add_exception_handler(kind, _storage)

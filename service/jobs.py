@@ -14,7 +14,7 @@ from .checkpointing import new_id
 from .domain import CheckpointRecord, Conflict, Invalid, JobRecord, JobState, NotFound, TooManyJobs
 from .runners import Runner
 from .schemas import JobCreate
-from .store import IdempotencyConflict, QueueFull, Store
+from .store import IdempotencyConflict, MissingCheckpoint, QueueFull, Store
 
 # Fields a job resuming from a checkpoint may change: how long it trains and how it reports.
 RESUME_MUTABLE = frozenset({"steps", "log_every", "checkpoint_every"})
@@ -109,6 +109,11 @@ class JobService:
                 f"the queue is full ({exc.queued} jobs waiting, limit {self.max_queued}); "
                 "retry later"
             ) from None
+        except MissingCheckpoint:
+            raise NotFound(
+                f"no checkpoint with id {body.resume_from!r} (deleted just now)",
+                field="resume_from",
+            ) from None
         except IdempotencyConflict as exc:
             raise Conflict(
                 f"Idempotency-Key {idempotency_key!r} was used for another request "
@@ -126,7 +131,6 @@ class JobService:
         # The request is in the store, so it reaches the worker wherever it runs (within its
         # next lease renewal, about a second); a queued job has no worker and ends here.
         self.store.request_cancel(job_id)
-        self.store.transition(job_id, JobState.CANCELLED, only_from={JobState.QUEUED})
         return self.get(job_id)
 
     def delete(self, job_id: str) -> None:

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     sweep_split: int = Field(0, ge=0, le=16_384)
     # Worker processes of `curvegan worker` (Celery prefork); 0 means the CPU count.
     worker_concurrency: int = Field(0, ge=0, le=1024)
+    # A temporary file, or a checkpoint file with no record, this much older than its last
+    # write is the leftover of a writer killed mid-write and is removed (janitor.py). A live
+    # write and its record take well under a second; an hour leaves room for a store that
+    # was slow or down meanwhile, on this server or any other sharing the files.
+    stale_file_seconds: float = Field(3600.0, ge=0.1, le=30 * 86_400.0)
 
     @property
     def db_url(self) -> str:

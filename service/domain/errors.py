@@ -55,3 +55,9 @@ class TooManyStreams(TooManyRequests):
 
 class Unauthorized(DomainError):
     status, code = 401, "unauthorized"
+
+
+class InsufficientStorage(DomainError):
+    """The disk (of the files or of the database) is full: nothing was recorded."""
+
+    status, code = 507, "insufficient_storage"

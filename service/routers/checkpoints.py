@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from ..deps import Services, services
-from ..domain import NotFound, PayloadTooLarge
+from ..domain import PayloadTooLarge
 from ..intake import OffloadedJsonRoute
 from ..schemas import (
     MAX_OFFSET,
@@ -19,6 +19,7 @@ from ..schemas import (
     SampleRequest,
     SampleResponse,
 )
+from ..storage.base import read_chunks
 from .samples import NPY, sample_response
 
 router = APIRouter(prefix="/v1/checkpoints", tags=["checkpoints"], route_class=OffloadedJsonRoute)
@@ -78,28 +79,20 @@ def get_checkpoint(checkpoint_id: str, svc: Svc) -> Checkpoint:
 
 @router.get(
     "/{checkpoint_id}/file",
-    response_class=FileResponse,
+    response_class=StreamingResponse,
     responses={200: {"content": {"application/octet-stream": {}}}, **ERRORS},
 )
 def checkpoint_file(checkpoint_id: str, svc: Svc) -> Response:
     """The checkpoint's safetensors file."""
-    svc.checkpoints.require_file(checkpoint_id)
-    filename = f"{checkpoint_id}.safetensors"
-    path = svc.storage.local_path(checkpoint_id)
-    if path is not None and path.is_file():
-        return FileResponse(path, media_type="application/octet-stream", filename=filename)
-    # A remote store: streamed in chunks, so a large file never sits whole in memory.
-    try:
-        size = svc.storage.size(checkpoint_id)
-        chunks = svc.storage.iter_chunks(checkpoint_id)
-    except FileNotFoundError:  # deleted since the check above
-        raise NotFound(f"the file of checkpoint {checkpoint_id} is missing") from None
+    fh, size = svc.checkpoints.open_file(checkpoint_id)
+    # Streamed from the handle opened above, in chunks: the whole file with its true length
+    # even if it is deleted meanwhile (a path sent later could be gone or another file).
     return StreamingResponse(
-        chunks,
+        read_chunks(fh, 1 << 20),
         media_type="application/octet-stream",
         headers={
             "Content-Length": str(size),
-            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Content-Disposition": f'attachment; filename="{checkpoint_id}.safetensors"',
         },
     )
 

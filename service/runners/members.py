@@ -12,10 +12,10 @@ from collections.abc import Callable
 from gan_engine import Checkpoint, LogRecord, TrainConfig, TrainingDiverged
 from gan_engine.population import Population, shape_key
 
-from ..checkpointing import save_checkpoint
+from ..diskfull import without_paths
 from ..domain import JobRecord, JobState, Lease
 from ..store import LeaseLost
-from .worker import WorkerContext, run_claimed
+from .worker import WorkerContext, run_claimed, save_or_skip
 
 log = logging.getLogger("curvegan.worker")
 
@@ -71,6 +71,7 @@ def run_members(
     for i, lease in list(leases.items()):
         guarded(i, lambda lease=lease: store.rewind(lease, 0))
     saves_seen = dict.fromkeys(leases, 0)
+    unsaved: set[int] = set()  # members whose last checkpoint found the disk full
     save_pending: set[int] = set()
     suspend = False
     last_renewal = 0.0
@@ -100,8 +101,8 @@ def run_members(
                 ckpt = pop.member_checkpoint(i)
                 guarded(
                     i,
-                    lambda ckpt=ckpt, lease=lease, job=jobs[i]: save_checkpoint(
-                        store, ctx.storage, ckpt, job_id=job.id, source="training", lease=lease
+                    lambda ckpt=ckpt, lease=lease, job=jobs[i]: save_or_skip(
+                        ctx, lease, job.id, ckpt
                     ),
                 )
                 finish(i, JobState.CANCELLED)
@@ -129,18 +130,17 @@ def run_members(
     def on_checkpoint(ckpts: dict[int, Checkpoint]) -> None:
         save_pending.clear()
         for i, ckpt in ckpts.items():
-            if i in leases:
-                guarded(
-                    i,
-                    lambda i=i, c=ckpt: save_checkpoint(
-                        store,
-                        ctx.storage,
-                        c,
-                        job_id=jobs[i].id,
-                        source="training",
-                        lease=leases[i],
-                    ),
-                )
+            if i not in leases:
+                continue
+            try:
+                saved = save_or_skip(ctx, leases[i], jobs[i].id, ckpt)
+            except LeaseLost:
+                lost(i, "lease lost")
+                continue
+            if saved:
+                unsaved.discard(i)
+            else:
+                unsaved.add(i)
 
     try:
         result = pop.run(
@@ -154,16 +154,17 @@ def run_members(
     except Exception as exc:  # a failure of the population is every member's
         log.exception("population of %d jobs failed", len(jobs))
         for i in list(leases):
-            finish(i, JobState.FAILED, f"{type(exc).__name__}: {exc}")
+            finish(i, JobState.FAILED, without_paths(exc))
         return []
     for i, why in pop.failed.items():
         if "diverged" in why:
             finish(i, JobState.FAILED, why)
     requeued = []
     for i, lease in list(leases.items()):
-        if result is not None and not result.stopped:
+        if result is not None and not result.stopped and i not in unsaved:
             finish(i, JobState.SUCCEEDED)
             continue
+        # Stopped, or finished with its final weights unsaved: back to the queue.
         leases.pop(i)
         try:
             if store.release(lease) is JobState.QUEUED:

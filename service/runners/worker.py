@@ -12,10 +12,11 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.exc import DBAPIError
 
-from gan_engine import TrainConfig, TrainingDiverged, checkpoint_from_bytes
+from gan_engine import Checkpoint, TrainConfig, TrainingDiverged, checkpoint_from_bytes
 from gan_engine.population import Population
 
 from ..checkpointing import save_checkpoint
+from ..diskfull import is_disk_full, without_paths
 from ..domain import JobRecord, JobState, Lease
 from ..storage import CheckpointStorage
 from ..store import LeaseLost, Store
@@ -65,7 +66,20 @@ def run_claimed(
         return _fail(ctx, lease, str(exc))
     except Exception as exc:  # a job's failure must be recorded, whatever it was
         log.exception("job %s failed", job.id)
-        return _fail(ctx, lease, f"{type(exc).__name__}: {exc}")
+        return _fail(ctx, lease, without_paths(exc))
+
+
+def save_or_skip(ctx: WorkerContext, lease: Lease, job_id: str, ckpt: Checkpoint) -> bool:
+    """Saves the checkpoint; False, with nothing saved, when the disk is full: the job trains
+    on and its next checkpoint tries again, instead of failing for want of space."""
+    try:
+        save_checkpoint(ctx.store, ctx.storage, ckpt, job_id=job_id, source="training", lease=lease)
+    except (OSError, DBAPIError) as exc:
+        if not is_disk_full(exc):
+            raise
+        log.error("job %s: no room for its checkpoint at step %d; training on", job_id, ckpt.step)
+        return False
+    return True
 
 
 def _fail(ctx: WorkerContext, lease: Lease, error: str) -> JobState | None:
@@ -85,7 +99,13 @@ def _train(
     # A job is a population of one: the engine's fast path (hand-derived backward pass,
     # ~2x the autograd Trainer's steps/s); its checkpoints are ordinary single-GAN ones.
     if start_from:
-        ckpt = checkpoint_from_bytes(ctx.storage.read(start_from), odd_metrics="drop")
+        try:
+            data = ctx.storage.read(start_from)
+        except FileNotFoundError:
+            raise RuntimeError(
+                f"the file of checkpoint {start_from} to resume from is missing"
+            ) from None
+        ckpt = checkpoint_from_bytes(data, odd_metrics="drop")
         # The job may train longer or log differently than the run that saved the checkpoint.
         trainer = Population.from_checkpoints([replace(ckpt, config=config)])
     else:
@@ -116,14 +136,22 @@ def _train(
         wanted, save_pending = save_pending, False
         return wanted
 
+    unsaved = False  # whether the last checkpoint could not be written
+
+    def on_checkpoint(cs: dict[int, Checkpoint]) -> None:
+        nonlocal unsaved
+        unsaved = not save_or_skip(ctx, lease, job.id, cs[0])
+
     result = trainer.run(
         on_log=lambda rs: store.record_progress(lease, rs[0].step, rs[0].to_dict()),
         should_stop=should_stop,
         should_checkpoint=should_checkpoint,
-        on_checkpoint=lambda cs: save_checkpoint(
-            store, ctx.storage, cs[0], job_id=job.id, source="training", lease=lease
-        ),
+        on_checkpoint=on_checkpoint,
     )
+    if not result.stopped and unsaved:
+        # Finished, but its final weights are nowhere: back to the queue, to train again
+        # from its latest checkpoint once there is room.
+        return store.release(lease)
     if not result.stopped:
         store.finish(lease, JobState.SUCCEEDED)
         return JobState.SUCCEEDED

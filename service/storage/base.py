@@ -7,6 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Protocol, runtime_checkable
 
+# A writer's temporary file beside the checkpoints: ".<name>.<random>.tmp", dot-named so that
+# no listing of checkpoints takes it for one.
+TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"
+
 # An id becomes part of a file name or object key: nothing in it may leave the root.
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -48,6 +52,19 @@ class CheckpointStorage(Protocol):
 
     def iter_chunks(self, checkpoint_id: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """The file in pieces, for streaming a download without holding it all in memory."""
+        ...
+
+    def open(self, checkpoint_id: str) -> tuple[IO[bytes], int]:
+        """The file opened for reading, and its size from the open handle: whatever happens to
+        the name afterwards (a delete), the handle reads the whole file. FileNotFoundError
+        when there is none."""
+        ...
+
+    def remove_stale(self, before: float) -> tuple[int, list[str]]:
+        """Removes the temporary files of writers that died mid-write, those last touched
+        before ``before`` (epoch seconds) only, so a live writer's file is never taken;
+        returns how many it removed, and the ids of the finished files older than
+        ``before`` (to compare with the records)."""
         ...
 
     def local_path(self, checkpoint_id: str) -> Path | None:

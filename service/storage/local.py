@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from gan_engine.checkpoint import atomic_write
 
-from .base import SUFFIX, check_id, read_chunks
+from .base import SUFFIX, TEMP_PREFIX, TEMP_SUFFIX, check_id, read_chunks
 
 
 class LocalStorage:
@@ -42,6 +45,27 @@ class LocalStorage:
         # and a file replaced later is still streamed whole from the inode opened here.
         fh = self.path(checkpoint_id).open("rb")
         return read_chunks(fh, chunk_size)
+
+    def open(self, checkpoint_id: str) -> tuple[IO[bytes], int]:
+        fh = self.path(checkpoint_id).open("rb")
+        return fh, os.fstat(fh.fileno()).st_size
+
+    def remove_stale(self, before: float) -> tuple[int, list[str]]:
+        removed, old = 0, []
+        for entry in os.scandir(self.root):
+            try:
+                mtime = entry.stat().st_mtime
+            except FileNotFoundError:  # renamed or removed meanwhile: a live writer's
+                continue
+            if mtime >= before or not entry.is_file():
+                continue
+            if entry.name.startswith(TEMP_PREFIX) and entry.name.endswith(TEMP_SUFFIX):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed += 1
+            elif entry.name.endswith(SUFFIX):
+                old.append(entry.name[: -len(SUFFIX)])
+        return removed, old
 
     def local_path(self, checkpoint_id: str) -> Path | None:
         return self.path(checkpoint_id)

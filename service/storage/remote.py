@@ -7,13 +7,15 @@ import hashlib
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import IO, Any
 
 from fsspec import AbstractFileSystem
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
-from .base import SUFFIX, check_id, read_chunks
+from .base import SUFFIX, TEMP_PREFIX, TEMP_SUFFIX, check_id, read_chunks
 
 
 class FsspecStorage:
@@ -76,9 +78,40 @@ class FsspecStorage:
         # Opened now, not on the first next(): a bad id or a missing file fails at the call.
         return read_chunks(self.fs.open(self._key(checkpoint_id), "rb"), chunk_size)
 
+    def open(self, checkpoint_id: str) -> tuple[IO[bytes], int]:
+        fh = self.fs.open(self._key(checkpoint_id), "rb")
+        return fh, int(fh.size)
+
+    def remove_stale(self, before: float) -> tuple[int, list[str]]:
+        removed, old = 0, []
+        for info in self.fs.ls(self.root or "/", detail=True):
+            name = str(info["name"]).rsplit("/", 1)[-1]
+            when = _modified(info)
+            if info.get("type") != "file" or when is None or when >= before:
+                continue
+            if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.rm_file(info["name"])
+                    removed += 1
+            elif name.endswith(SUFFIX):
+                old.append(name[: -len(SUFFIX)])
+        return removed, old
+
     def local_path(self, checkpoint_id: str) -> Path | None:
         key = self._key(checkpoint_id)  # checks the id whatever the answer
         return Path(key) if self._renames else None
 
     def describe(self) -> str:
         return str(self.fs.unstrip_protocol(self.root or "/"))
+
+
+def _modified(info: dict[str, Any]) -> float | None:
+    """When an fsspec listing entry was last written, in epoch seconds: each filesystem names
+    it differently (local ``mtime``, S3 ``LastModified``, memory ``created``)."""
+    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = info.get(key)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, (int, float)):
+            return float(value)
+    return None

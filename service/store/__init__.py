@@ -2,6 +2,14 @@
 API server and worker."""
 
 from .rows import IdempotencyConflict, LeaseLost, Page, QueueFull
-from .store import Store
+from .store import CheckpointInUse, MissingCheckpoint, Store
 
-__all__ = ["IdempotencyConflict", "LeaseLost", "Page", "QueueFull", "Store"]
+__all__ = [
+    "CheckpointInUse",
+    "IdempotencyConflict",
+    "LeaseLost",
+    "MissingCheckpoint",
+    "Page",
+    "QueueFull",
+    "Store",
+]

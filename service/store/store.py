@@ -42,6 +42,18 @@ from .tables import checkpoints, jobs, metrics
 _FINAL = [s.value for s in FINAL_STATES]
 
 
+class CheckpointInUse(Exception):
+    """An unfinished job resumes from the checkpoint, so it cannot be deleted."""
+
+    def __init__(self, job_id: str, state: JobState) -> None:
+        super().__init__(job_id)
+        self.job_id, self.state = job_id, state
+
+
+class MissingCheckpoint(LookupError):
+    """The checkpoint a new job would resume from is gone."""
+
+
 class Store(LeaseQueries, SweepQueries):
     """Safe to use from several threads, processes and machines at once."""
 
@@ -81,6 +93,13 @@ class Store(LeaseQueries, SweepQueries):
             if earlier is not None:
                 return job_record(conn.execute(JOB_SELECT.where(jobs.c.id == earlier)).one()), False
             check_room(conn, 1, max_queued)
+            if resumed_from is not None and (
+                conn.execute(
+                    sa.select(checkpoints.c.id).where(checkpoints.c.id == resumed_from)
+                ).first()
+                is None
+            ):
+                raise MissingCheckpoint(resumed_from)  # deleted since the caller looked
             seq = conn.execute(sa.select(sa.func.coalesce(sa.func.max(jobs.c.seq), 0))).scalar_one()
             conn.execute(
                 jobs.insert().values(
@@ -163,11 +182,23 @@ class Store(LeaseQueries, SweepQueries):
             return result.rowcount == 1
 
     def request_cancel(self, job_id: str) -> None:
+        """Records the cancel; a queued job (no worker holds it) ends cancelled at once. One
+        transaction: a cancel the store cannot record (a full disk) fails whole and the
+        client is told, instead of a request half-made that no one would act on."""
         with self._write.begin() as conn:
             conn.execute(
                 jobs.update()
                 .where(jobs.c.id == job_id, jobs.c.state.not_in(_FINAL))
                 .values(cancel_requested=True)
+            )
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.id == job_id, jobs.c.state == JobState.QUEUED.value)
+                .values(
+                    state=JobState.CANCELLED.value,
+                    finished_at=time.time(),
+                    lease_expires_at=None,
+                )
             )
 
     def request_save(self, job_id: str) -> bool:
@@ -264,11 +295,39 @@ class Store(LeaseQueries, SweepQueries):
             return Page([checkpoint_record(r) for r in rows], total)
 
     def delete_checkpoint(self, checkpoint_id: str) -> bool:
+        """Deletes the record unless an unfinished job will resume from it (its latest, or
+        the one it was created to resume from while it has none of its own): CheckpointInUse
+        then. Checked in the same transaction, serialised with job creation, so that no job
+        can come to depend on a checkpoint being deleted."""
         with self._write.begin() as conn:
+            lock_creators(conn)
+            owner = conn.execute(
+                sa.select(checkpoints.c.job_id).where(checkpoints.c.id == checkpoint_id)
+            ).first()
+            if owner is None:
+                return False
+            # The worker resumes from ``latest_checkpoint or resumed_from``: the same rule.
+            rows = conn.execute(
+                JOB_SELECT.where(
+                    jobs.c.state.not_in(_FINAL),
+                    sa.or_(jobs.c.id == owner.job_id, jobs.c.resumed_from == checkpoint_id),
+                )
+            )
+            for job in map(job_record, rows):
+                if (job.latest_checkpoint or job.resumed_from) == checkpoint_id:
+                    raise CheckpointInUse(job.id, job.state)
             return (
                 conn.execute(checkpoints.delete().where(checkpoints.c.id == checkpoint_id)).rowcount
                 == 1
             )
 
 
-__all__ = ["IdempotencyConflict", "LeaseLost", "Page", "QueueFull", "Store"]
+__all__ = [
+    "CheckpointInUse",
+    "IdempotencyConflict",
+    "LeaseLost",
+    "MissingCheckpoint",
+    "Page",
+    "QueueFull",
+    "Store",
+]
