@@ -60,25 +60,33 @@ JOB_COLUMNS: Sequence[Any] = (
 JOB_SELECT = sa.select(*JOB_COLUMNS)
 
 
-def job_record(row: Any) -> JobRecord:
-    values = dict(row._mapping)
-    values["state"] = JobState(values["state"])
-    values["cancel_requested"] = bool(values["cancel_requested"])
-    return JobRecord(**values)
-
-
-def checkpoint_record(row: Any) -> CheckpointRecord:
-    values = dict(row._mapping)
+def _known_figures(kind: str, values: dict[str, Any]) -> None:
+    """Metrics and quality as the known names' finite floats, or None: a row an older version
+    wrote or a hand edit left is still read, rather than failing every listing it is in."""
     for name, fields in (("metrics", LOSS_FIELDS), ("quality", QUALITY_FIELDS)):
         stored = values[name]
         values[name] = known_metrics(stored, fields)
         if stored is not None and values[name] is None:
             log.warning(
-                "checkpoint %s: stored %s are not %s; shown as null",
+                "%s %s: stored %s are not %s; shown as null",
+                kind,
                 values["id"],
                 name,
                 ", ".join(fields),
             )
+
+
+def job_record(row: Any) -> JobRecord:
+    values = dict(row._mapping)
+    values["state"] = JobState(values["state"])
+    values["cancel_requested"] = bool(values["cancel_requested"])
+    _known_figures("job", values)
+    return JobRecord(**values)
+
+
+def checkpoint_record(row: Any) -> CheckpointRecord:
+    values = dict(row._mapping)
+    _known_figures("checkpoint", values)
     return CheckpointRecord(**values)
 
 

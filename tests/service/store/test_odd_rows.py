@@ -52,3 +52,23 @@ def test_odd_metrics_are_read_as_absent(store: Store, case: str) -> None:
     assert odd.step == 7 and odd.config == {"seed": 1}
     assert sound.metrics == LOSS and sound.quality == QUALITY
     assert store.get_checkpoint("ck_odd") == odd
+
+
+@pytest.mark.parametrize("case", ["partial", "not_objects", "beyond_floats"])
+def test_odd_job_metrics_are_read_as_absent(store: Store, case: str) -> None:
+    for seq, (job_id, (metrics, quality)) in enumerate(
+        {"j_sound": (json.dumps(LOSS), json.dumps(QUALITY)), "j_odd": ODD[case]}.items(), 1
+    ):
+        quoted = [text.replace("'", "''") for text in (metrics, quality)]
+        execute(
+            store.url,
+            "INSERT INTO jobs (id, seq, state, config, steps, step, metrics, quality, created_at,"
+            f" cancel_requested) VALUES ('{job_id}', {seq}, 'succeeded', '{{\"seed\": 1}}', 10,"
+            f" 10, '{quoted[0]}', '{quoted[1]}', 1.0, FALSE)",
+        )
+    page = store.list_jobs(None, 10, 0)
+    assert [j.id for j in page.items] == ["j_odd", "j_sound"]
+    odd, sound = page.items
+    assert odd.metrics is None and odd.quality is None and odd.step == 10
+    assert sound.metrics == LOSS and sound.quality == QUALITY
+    assert store.get_job("j_odd") == odd
