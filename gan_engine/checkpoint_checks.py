@@ -48,7 +48,7 @@ METRIC_RANGES: dict[str, tuple[float, float]] = {
 }
 MAX_MESSAGE_CHARS = 500
 # Plain decimal digits only: int() would also take " 7", "+7", "7_0" and other scripts' digits.
-_STEP = re.compile(r"-?(0|[1-9][0-9]*)")
+_STEP = re.compile(r"0|-?[1-9][0-9]*")
 
 
 class CheckpointError(ValueError):

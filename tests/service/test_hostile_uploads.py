@@ -293,6 +293,8 @@ CASES: dict[str, tuple[Build, tuple[str, ...], str]] = {
     "step_beyond_steps": (meta(step="5"), ("step", "steps"), "metadata.step"),
     "step_not_digits": (meta(step="1e3"), ("step",), "metadata.step"),
     "step_padded": (meta(step=" 4"), ("step",), "metadata.step"),
+    "step_leading_zero": (meta(step="04"), ("step",), "metadata.step"),
+    "step_minus_zero": (meta(step="-0"), ("step",), "metadata.step"),
     "step_other_digits": (meta(step="\u0664"), ("step",), "metadata.step"),
     "step_missing": (meta(step=None), ("step",), "metadata.step"),
     # --- config: JSON, then TrainConfig's validation

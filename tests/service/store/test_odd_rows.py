@@ -1,5 +1,5 @@
-"""Checkpoint rows whose stored metrics are odd (written by an older version, or edited by
-hand) are read as records with those metrics absent, on SQLite and PostgreSQL alike."""
+"""Checkpoint and job rows whose stored metrics are odd (written by an older version, or edited
+by hand) are read as records with those metrics absent, on SQLite and PostgreSQL alike."""
 
 from __future__ import annotations
 
