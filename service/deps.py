@@ -31,11 +31,13 @@ class Services:
     telemetry: Telemetry
 
 
-def services(request: Request) -> Services:
+# Both dependencies are async: FastAPI runs a sync one in its threadpool, a thread hop on
+# every request for what is a dict lookup and a header comparison.
+async def services(request: Request) -> Services:
     return request.app.state.services
 
 
-def require_api_key(request: Request) -> None:
+async def require_api_key(request: Request) -> None:
     """The key again, for a route mounted outside RequestGate's /v1 (intake.py checks every
     /v1 request before its body is read; this dependency runs only after)."""
     key = request.app.state.services.settings.api_key

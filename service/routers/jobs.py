@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 
 from ..deps import Services, services
 from ..domain import Conflict
@@ -57,21 +59,33 @@ def list_jobs(
     return JobList(items=[Job.of(j) for j in page.items], total=page.total)
 
 
+def _json(body: BaseModel) -> Response:
+    """The body serialized once, by pydantic-core: what FastAPI would send for the route's
+    response_model, without validating the model it was just built as a second time."""
+    return Response(body.model_dump_json(), media_type="application/json")
+
+
+# The two routes clients poll: async, with their store reads in one worker thread, where a
+# sync route takes threadpool hops (and queues behind slow routes for anyio's 40 threads).
 @router.get("/{job_id}", response_model=Job, responses=ERRORS)
-def get_job(job_id: str, svc: Svc) -> Job:
-    return Job.of(svc.jobs.get(job_id))
+async def get_job(job_id: str, svc: Svc) -> Response:
+    return _json(Job.of(await asyncio.to_thread(svc.jobs.get, job_id)))
 
 
 @router.get("/{job_id}/metrics", response_model=MetricList, responses=ERRORS)
-def job_metrics(
+async def job_metrics(
     job_id: str,
     svc: Svc,
     since_step: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
-) -> MetricList:
+) -> Response:
     """Every logged step after ``since_step``, ascending."""
-    svc.jobs.get(job_id)
-    return MetricList(items=svc.store.metrics_since(job_id, since_step, limit))  # type: ignore[arg-type]
+
+    def read() -> list[dict[str, Any]]:
+        svc.jobs.get(job_id)
+        return svc.store.metrics_since(job_id, since_step, limit)
+
+    return _json(MetricList.model_validate({"items": await asyncio.to_thread(read)}))
 
 
 @router.get(

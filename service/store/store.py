@@ -40,6 +40,15 @@ from .sweeps import SweepQueries
 from .tables import checkpoints, jobs, metrics
 
 _FINAL = [s.value for s in FINAL_STATES]
+# The hottest reads (status polls, event streams, workers), built once with bound parameters:
+# a statement built per call costs SQLAlchemy its cache key each time, half of the read.
+_JOB_BY_ID = JOB_SELECT.where(jobs.c.id == sa.bindparam("job_id"))
+_METRICS_SINCE = (
+    sa.select(metrics.c.step, *(metrics.c[k] for k in METRIC_FIELDS))
+    .where(metrics.c.job_id == sa.bindparam("job_id"), metrics.c.step > sa.bindparam("since"))
+    .order_by(metrics.c.step)
+    .limit(sa.bindparam("limit"))
+)
 
 
 class CheckpointInUse(Exception):
@@ -121,7 +130,7 @@ class Store(LeaseQueries, SweepQueries):
 
     def get_job(self, job_id: str) -> JobRecord | None:
         with self._read.begin() as conn:
-            row = conn.execute(JOB_SELECT.where(jobs.c.id == job_id)).first()
+            row = conn.execute(_JOB_BY_ID, {"job_id": job_id}).first()
             return None if row is None else job_record(row)
 
     def list_jobs(
@@ -215,13 +224,8 @@ class Store(LeaseQueries, SweepQueries):
 
     def metrics_since(self, job_id: str, since_step: int, limit: int) -> list[dict[str, Any]]:
         with self._read.begin() as conn:
-            rows = conn.execute(
-                sa.select(metrics.c.step, *(metrics.c[k] for k in METRIC_FIELDS))
-                .where(metrics.c.job_id == job_id, metrics.c.step > since_step)
-                .order_by(metrics.c.step)
-                .limit(limit)
-            ).mappings()
-            return [dict(r) for r in rows]
+            params = {"job_id": job_id, "since": since_step, "limit": limit}
+            return [dict(r) for r in conn.execute(_METRICS_SINCE, params).mappings()]
 
     def delete_job(self, job_id: str) -> bool:
         """Deletes a final job and its metric history (its checkpoints stay)."""
