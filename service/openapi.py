@@ -44,6 +44,20 @@ def _runtime_limits(doc: dict[str, Any], settings: Settings) -> None:
     _non_null(members)["maxItems"] = settings.max_sweep_members
 
 
+def _optional_parameters(doc: dict[str, Any]) -> None:
+    """An optional header or query parameter is absent or a string: FastAPI writes ``str |
+    None`` as "string or null", and a header cannot be null (a client would send "null")."""
+    for item in doc["paths"].values():
+        for operation in item.values():
+            for param in operation.get("parameters", []):
+                schema = param["schema"]
+                branches = schema.get("anyOf", [])
+                if not param.get("required") and {"type": "null"} in branches:
+                    rest = [b for b in branches if b != {"type": "null"}]
+                    del schema["anyOf"]
+                    schema.update(rest[0] if len(rest) == 1 else {"anyOf": rest})
+
+
 def _responses(doc: dict[str, Any], settings: Settings) -> None:
     """Every operation lists the errors it can answer, each as an Error body: FastAPI's
     default 422 schema (HTTPValidationError) is not what errors.py sends."""
@@ -76,6 +90,7 @@ def honest_openapi(app: FastAPI, settings: Settings) -> None:
             )
             _integer_bounds(doc)
             _runtime_limits(doc, settings)
+            _optional_parameters(doc)
             _responses(doc, settings)
             app.openapi_schema = doc
         return app.openapi_schema

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Header
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from gan_engine.config import MAX_SEED, PRESETS
 
@@ -37,6 +37,19 @@ LastEventId = Annotated[
 MAX_LATENT = 1e6
 
 
+def json_integers(value: Any) -> Any:
+    """Integral floats as ints, throughout: JSON has one number type, so 297.0 is the integer
+    297 (JSON Schema agrees, and generated clients send it), while TrainConfig, a Python API,
+    refuses a float where it wants an int. Its float fields take ints as they are."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: json_integers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_integers(v) for v in value]
+    return value
+
+
 def nullable(schema: dict[str, Any]) -> WithJsonSchema:
     """The OpenAPI schema of an optional field that the service checks itself (so its messages
     name the field and range): ``schema`` or null."""
@@ -57,7 +70,16 @@ class Error(BaseModel):
 
 
 class JobCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        # A resumed job keeps its checkpoint's recipe: no preset beside resume_from.
+        json_schema_extra={
+            "not": {
+                "required": ["preset", "resume_from"],
+                "properties": {"preset": {"type": "string"}, "resume_from": {"type": "string"}},
+            }
+        },
+    )
 
     name: str | None = Field(None, max_length=200)
     # Checked by TrainConfig, whose messages name the field and its range.
@@ -78,6 +100,11 @@ class JobCreate(BaseModel):
         "recommended or fast; not with resume_from (a resumed job keeps its checkpoint's "
         "recipe)",
     )
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _integers(cls, value: Any) -> Any:
+        return json_integers(value)
 
 
 class LossMetrics(BaseModel):

@@ -5,12 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from .config_schema import CONFIG_PROPERTIES, config_schema
 from .domain import BEST_BY, DEFAULT_BEST_BY, JobRecord, SweepRecord, SweepStats
 from .domain.sweeps import best_member, member_values
-from .schemas import JobStateName, LossMetrics, PresetField, QualityMetrics, iso, nullable
+from .schemas import (
+    JobStateName,
+    LossMetrics,
+    PresetField,
+    QualityMetrics,
+    iso,
+    json_integers,
+    nullable,
+)
 
 _BEST_BY_DOC = ", ".join(f"{name} ({c.better})" for name, c in BEST_BY.items())
 
@@ -70,6 +78,11 @@ class SweepCreate(BaseModel):
     best_by: Annotated[str, WithJsonSchema({"enum": list(BEST_BY)})] = Field(
         DEFAULT_BEST_BY, description=f"the metric that picks the best member: {_BEST_BY_DOC}"
     )
+
+    @field_validator("config", "vary", "members", mode="before")
+    @classmethod
+    def _integers(cls, value: Any) -> Any:
+        return json_integers(value)
 
 
 class SweepCounts(BaseModel):

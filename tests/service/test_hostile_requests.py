@@ -135,6 +135,19 @@ def test_a_chunked_body_is_413_once_it_passes_the_limit(module_server: Server) -
     assert status == 413 and "CURVEGAN_MAX_BODY_BYTES" in body["message"], body
 
 
+def test_integral_floats_are_integers(mc: httpx.Client) -> None:
+    """JSON has one number type: 8.0 is the integer 8 (JSON Schema, and generated clients,
+    say so); TrainConfig refused it as "must be an integer"."""
+    body = {"config": {"steps": 1.0, "hidden": 8.0, "lr_g": 1}, "preset": "tutorial"}
+    r = mc.post("/v1/jobs", json=body, headers=AUTH)
+    assert r.status_code == 202, r.text
+    config = r.json()["config"]
+    assert (config["steps"], config["hidden"], config["lr_g"]) == (1, 8, 1.0), config
+    sweep = {"vary": {"hidden": [4.0, 5]}, "config": {"steps": 1.0}}
+    r = mc.post("/v1/sweeps", json=sweep, headers=AUTH)
+    assert r.status_code == 202, r.text
+
+
 def test_a_body_within_the_limit_still_works(mc: httpx.Client) -> None:
     r = mc.post("/v1/jobs", json={"config": {"steps": 1}, "name": "x" * 200}, headers=AUTH)
     assert r.status_code == 202, r.text
@@ -191,6 +204,19 @@ BIG = str(2**64)
 def test_integers_past_64_bits_are_422(api: Call, url: str, field: str) -> None:
     err = _error(api("GET", url))
     assert err["field"] == field and "<=" in err["message"], err
+
+
+def test_a_405_lists_every_method_of_the_path(api: Call) -> None:
+    """Starlette's Allow named only the first route matching the path (GET of /v1/jobs/{id},
+    not its DELETE)."""
+    for url, methods in [
+        ("/v1/jobs/job-x", "DELETE, GET"),
+        ("/v1/jobs", "GET, POST"),
+        ("/v1/checkpoints", "GET, POST"),
+    ]:
+        r = api("OPTIONS", url)
+        assert _error(r, 405)["error"] == "method_not_allowed"
+        assert r.headers["allow"] == methods, (url, r.headers)
 
 
 @pytest.mark.parametrize("value", ["٣".encode(), "²".encode("latin-1"), b"9" * 40, b"-1"])
@@ -259,10 +285,17 @@ def test_openapi_states_headers_bounds_and_auth(doc: dict[str, Any]) -> None:
     ops = [(p, m, op) for p, item in doc["paths"].items() for m, op in item.items()]
     create = doc["paths"]["/v1/jobs"]["post"]
     key = next(p for p in create["parameters"] if p["name"] == "idempotency-key")
-    assert (_non_null(key["schema"])["minLength"], _non_null(key["schema"])["maxLength"]) == (
+    # A header is absent or a string, never null (a client would send the text "null").
+    assert (key["schema"]["type"], key["schema"]["minLength"], key["schema"]["maxLength"]) == (
+        "string",
         1,
         200,
     )
+    assert create["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/JobCreate"
+    )
+    job = doc["components"]["schemas"]["JobCreate"]
+    assert job["not"]["required"] == ["preset", "resume_from"], job
     members = _non_null(doc["components"]["schemas"]["SweepCreate"]["properties"]["members"])
     assert members["maxItems"] == 7
     for path, method, op in ops:
