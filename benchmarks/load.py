@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -112,8 +113,17 @@ def wrk_load(
     script = tmp / f"{name.replace('/', '_').replace(' ', '_')}.lua"
     script.write_text(lua)
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{conns}", f"-d{seconds:.0f}s", "--timeout", "10s", "-s", str(script)]
-        + [url + path],
+        [
+            "wrk",
+            "-t1",
+            f"-c{conns}",
+            f"-d{seconds:.0f}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            url + path,
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -229,6 +239,13 @@ class Streams:
 # ------------------------------------------------------------------ training rates
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds the process (all its threads) has used: a cost per request that other
+    processes on this shared machine do not move, unlike requests/s."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def steps_of(client: httpx.Client, ids: list[str]) -> dict[str, tuple[float, int]]:
     out = {}
     for job_id in ids:
@@ -306,23 +323,30 @@ def mixed_phase(
 
 
 def saturation_phase(
-    url: str, client: httpx.Client, ids: list[str], window: float, load, tmp: Path
+    url: str, client: httpx.Client, ids: list[str], window: float, load, tmp: Path, pid: int
 ) -> None:
     print(f"2. saturation: 50 connections, no thinking, {window:.0f} s each, two jobs training")
     quiet = quiet_rates(client, ids, window / 2)
     runs: dict[str, list[tuple[Stats, list[float]]]] = {"healthz": [], "status": []}
+    cpu: dict[str, float] = {"healthz": 0.0, "status": 0.0}
     for _ in range(2):
         for key, path in (("healthz", "/healthz"), ("status", f"/v1/jobs/{ids[0]}")):
-            start = steps_of(client, ids)
+            start, cpu0 = steps_of(client, ids), cpu_s(pid)
             stats = load(f"GET {path.replace(ids[0], '{id}')}", url, path, 50, window, tmp)
+            cpu[key] += cpu_s(pid) - cpu0
             runs[key].append((stats, rates(start, steps_of(client, ids))))
             print(stats.line() + f"   training {fmt_rates(runs[key][-1][1])}")
     rps = {k: sum(s.requests for s, _ in v) / sum(s.seconds for s, _ in v) for k, v in runs.items()}
     p99 = {k: max(s.p99_ms for s, _ in v) for k, v in runs.items()}
     trained = {k: [sum(r) for _, r in v] for k, v in runs.items()}
+    per_req = {k: 1e6 * cpu[k] / sum(s.requests for s, _ in v) for k, v in runs.items()}
     print(
         f"  status/healthz requests/s: {rps['status']:.0f} / {rps['healthz']:.0f} = "
         f"{rps['status'] / rps['healthz']:.2f}   status p99 (worse run) {p99['status']:.1f} ms"
+    )
+    print(
+        f"  server CPU a request: status {per_req['status']:.0f} us, /healthz "
+        f"{per_req['healthz']:.0f} us (ratio {per_req['healthz'] / per_req['status']:.2f})"
     )
     print(
         f"  training quiet {sum(quiet):.0f} steps/s; under /healthz "
@@ -401,12 +425,17 @@ def main() -> None:
                 for job_id in ids:  # the sample requests read the latest checkpoint
                     client.post(f"/v1/jobs/{job_id}/checkpoints").raise_for_status()
                 time.sleep(3)  # past the jobs' start-up
-                print(f"server on loopback, 2 jobs training; load by {load.__name__}")
+                print(
+                    f"server on loopback, 2 jobs training; load by {load.__name__}; load "
+                    f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+                )
                 mixed_phase(url, client, ids, window, args.think_ms, load, tmp)
-                saturation_phase(url, client, ids, window / 2, load, tmp)
+                pid = procs[0].proc.pid if procs[0].proc else 0
+                saturation_phase(url, client, ids, window / 2, load, tmp, pid)
                 subscribers_phase(url, client, ids, window / 2)
                 for job_id in ids:
                     client.post(f"/v1/jobs/{job_id}/cancel")
+                print(f"load average at the end {os.getloadavg()[0]:.1f}")
         except BaseException:
             for proc in procs:
                 print(f"--- {proc.name} log (tail) ---\n{proc.log()[-3000:]}", file=sys.stderr)
