@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/service.py
 	$(BIN)/python benchmarks/runner.py
 	$(BIN)/python benchmarks/sweep.py
+	$(BIN)/python benchmarks/load.py  # needs wrk (apt-get install -y wrk)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
