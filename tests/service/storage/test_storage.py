@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -225,3 +226,40 @@ def test_make_storage_other_url_is_fsspec(tmp_path: Path) -> None:
     assert isinstance(storage, FsspecStorage)
     assert storage.local_path("ck") is None
     assert not (tmp_path / "files").exists()  # the default directory is left alone
+
+
+def _raw_put(storage: CheckpointStorage, name: str, data: bytes) -> None:
+    """A file under the root that did not come through put (a killed writer's leftover)."""
+    if isinstance(storage, LocalStorage):
+        (storage.root / name).write_bytes(data)
+    else:
+        assert isinstance(storage, FsspecStorage)
+        storage.fs.pipe_file(f"{storage.root}/{name}", data)
+
+
+def test_open_reads_the_whole_file_even_after_a_delete(backend: Backend) -> None:
+    storage = backend.storage
+    data = os.urandom(3 << 20)
+    storage.put("ck", data)
+    fh, size = storage.open("ck")
+    storage.delete("ck")
+    with fh:
+        assert size == len(data) and fh.read() == data
+    with pytest.raises(FileNotFoundError):
+        storage.open("ck")
+
+
+def test_remove_stale_takes_only_old_temp_files_and_lists_old_checkpoints(
+    backend: Backend,
+) -> None:
+    storage = backend.storage
+    storage.put("kept", b"k" * 10)
+    _raw_put(storage, ".ck.safetensors.a1b2c3.tmp", b"partial")
+    _raw_put(storage, ".ck.0123abcd.tmp", b"partial")
+    before = sorted(backend.names())
+    # Nothing is older than an hour ago: a live writer's file is left alone.
+    assert storage.remove_stale(time.time() - 3600) == (0, [])
+    assert sorted(backend.names()) == before
+    removed, old = storage.remove_stale(time.time() + 60)
+    assert removed == 2 and old == ["kept"], (removed, old)
+    assert backend.names() == ["kept.safetensors"]
