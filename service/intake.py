@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .domain import PayloadTooLarge, Unauthorized
+from .domain import NotFound, PayloadTooLarge, Unauthorized
 from .errors import domain_response
 
 PROTECTED_PREFIX = "/v1"
@@ -69,6 +69,9 @@ class RequestGate:
         headers = Headers(scope=scope)
         if self.api_key and not key_matches(headers.get("authorization"), self.api_key):
             await domain_response(unauthorized())(scope, receive, send)
+            return
+        if "\x00" in path:  # no id holds NUL (nor could PostgreSQL look one up)
+            await domain_response(NotFound(f"nothing at {path!r}"))(scope, receive, send)
             return
         limit = self.route_limits.get((scope["method"], path.rstrip("/")), self.default_limit)
         declared = headers.get("content-length")

@@ -17,6 +17,9 @@ JobStateName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 # The largest offset or step a query may name: SQLite and PostgreSQL keep integers in 64
 # signed bits, and a larger bound parameter was a 500 instead of a 422.
 MAX_OFFSET = 2**62
+# Text without NUL (U+0000): PostgreSQL can neither store nor compare it, and such a name, id
+# or filter was a 500 there. Path ids with NUL are 404 (intake.py): no id holds one.
+NO_NUL = r"^[^\x00]*$"
 # Header parameters, with the bounds the services check, stated in the OpenAPI document.
 IdempotencyKey = Annotated[
     str | None,
@@ -81,7 +84,7 @@ class JobCreate(BaseModel):
         },
     )
 
-    name: str | None = Field(None, max_length=200)
+    name: str | None = Field(None, max_length=200, pattern=NO_NUL)
     # Checked by TrainConfig, whose messages name the field and its range.
     config: Annotated[
         dict[str, Any] | None,
@@ -93,7 +96,9 @@ class JobCreate(BaseModel):
             )
         ),
     ] = None
-    resume_from: str | None = Field(None, description="checkpoint id to continue from")
+    resume_from: str | None = Field(
+        None, pattern=NO_NUL, description="checkpoint id to continue from"
+    )
     preset: PresetField = Field(
         None,
         description="the named recipe that `config` overrides: tutorial (the default), "

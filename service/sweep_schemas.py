@@ -11,6 +11,7 @@ from .config_schema import CONFIG_PROPERTIES, config_schema
 from .domain import BEST_BY, DEFAULT_BEST_BY, JobRecord, SweepRecord, SweepStats
 from .domain.sweeps import best_member, member_values
 from .schemas import (
+    NO_NUL,
     JobStateName,
     LossMetrics,
     PresetField,
@@ -53,7 +54,7 @@ class SweepCreate(BaseModel):
         },
     )
 
-    name: str | None = Field(None, max_length=200)
+    name: str | None = Field(None, max_length=200, pattern=NO_NUL)
     preset: PresetField = Field(
         None,
         description="the recipe every member starts from: tutorial (the default), "

@@ -13,6 +13,7 @@ from ..domain import PayloadTooLarge
 from ..intake import OffloadedJsonRoute
 from ..schemas import (
     MAX_OFFSET,
+    NO_NUL,
     Checkpoint,
     CheckpointList,
     Error,
@@ -30,7 +31,7 @@ ERRORS = {404: {"model": Error}, 409: {"model": Error}, 422: {"model": Error}}
 @router.get("", response_model=CheckpointList)
 def list_checkpoints(
     svc: Svc,
-    job_id: str | None = None,
+    job_id: Annotated[str | None, Query(pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> CheckpointList:

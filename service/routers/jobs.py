@@ -14,6 +14,7 @@ from ..domain import Conflict
 from ..intake import OffloadedJsonRoute
 from ..schemas import (
     MAX_OFFSET,
+    NO_NUL,
     Checkpoint,
     Error,
     IdempotencyKey,
@@ -50,7 +51,9 @@ def create_job(
 def list_jobs(
     svc: Svc,
     state: JobStateName | None = None,
-    sweep_id: Annotated[str | None, Query(description="only this sweep's members")] = None,
+    sweep_id: Annotated[
+        str | None, Query(pattern=NO_NUL, description="only this sweep's members")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> JobList:

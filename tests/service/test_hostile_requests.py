@@ -154,6 +154,33 @@ def test_a_body_within_the_limit_still_works(mc: httpx.Client) -> None:
     assert mc.post("/v1/jobs", json={}).status_code == 401
 
 
+NUL_REQUESTS: list[tuple[str, str, dict[str, Any], int, str | None]] = [
+    # method, url, request keywords, status, field
+    ("GET", "/v1/jobs/a%00b", {}, 404, None),
+    ("GET", "/v1/jobs/%00/events", {}, 404, None),
+    ("DELETE", "/v1/checkpoints/%00", {}, 404, None),
+    ("GET", "/v1/sweeps/x%00", {}, 404, None),
+    ("GET", "/v1/jobs?sweep_id=a%00b", {}, 422, "sweep_id"),
+    ("GET", "/v1/checkpoints?job_id=a%00", {}, 422, "job_id"),
+    ("POST", "/v1/jobs", {"json": {"name": "a\u0000b"}}, 422, "name"),
+    ("POST", "/v1/jobs", {"json": {"resume_from": "ck\u0000"}}, 422, "resume_from"),
+    ("POST", "/v1/sweeps", {"json": {"name": "\u0000", "vary": {"seed": [1]}}}, 422, "name"),
+]
+
+
+def test_nul_in_text_never_reaches_postgresql(
+    make_server: Callable[..., Server], postgres_url: str
+) -> None:
+    """PostgreSQL refuses text holding NUL (U+0000): each of these was a 500 there. No id
+    holds NUL (404); a name, filter or reference with one is 422 naming it."""
+    server = make_server(database_url=postgres_url, max_concurrent_jobs="1")
+    with server.client() as c:
+        for method, url, kw, status, field in NUL_REQUESTS:
+            r = c.request(method, url, **kw)
+            assert r.status_code == status, (method, url, r.status_code, r.text)
+            assert r.json()["field"] == field, (url, r.text)
+
+
 # ----------------------------------------------------------------- in-process: validation
 
 
