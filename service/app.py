@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store=store,
         storage=storage,
         runner=runner,
-        jobs=JobService(store, runner, max_queued=settings.max_queued_jobs),
+        jobs=JobService(store, runner, max_queued=settings.max_queued_jobs, storage=storage),
         sweeps=SweepService(
             store,
             runner,

@@ -12,14 +12,18 @@ from gan_engine import PRESETS, ConfigError, TrainConfig
 
 from .checkpointing import new_id
 from .domain import CheckpointRecord, Conflict, Invalid, JobRecord, JobState, NotFound, TooManyJobs
+from .domain.errors import InsufficientStorage
 from .runners import Runner
 from .schemas import JobCreate
+from .storage import CheckpointStorage
 from .store import IdempotencyConflict, MissingCheckpoint, QueueFull, Store
 
 # Fields a job resuming from a checkpoint may change: how long it trains and how it reports.
 RESUME_MUTABLE = frozenset({"steps", "log_every", "checkpoint_every"})
 # How long POST /v1/jobs/{id}/checkpoints waits for the running job's next step to save.
 SAVE_WAIT_S = 30.0
+# Room a first checkpoint needs at least (the tutorial's is 67 KB).
+MIN_CHECKPOINT_BYTES = 64 * 1024
 
 
 def _config_error(exc: ConfigError) -> Invalid:
@@ -27,10 +31,18 @@ def _config_error(exc: ConfigError) -> Invalid:
 
 
 class JobService:
-    def __init__(self, store: Store, runner: Runner, *, max_queued: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        runner: Runner,
+        *,
+        max_queued: int,
+        storage: CheckpointStorage | None = None,
+    ) -> None:
         self.store = store
         self.runner = runner
         self.max_queued = max_queued
+        self.storage = storage
 
     def get(self, job_id: str) -> JobRecord:
         job = self.store.get_job(job_id)
@@ -143,9 +155,22 @@ class JobService:
         if not job.state.is_final or not self.store.delete_job(job_id):
             raise Conflict(f"job {job_id} is {job.state}; only a finished job can be deleted")
 
+    async def _room_for_checkpoint(self, job_id: str, latest: CheckpointRecord | None) -> None:
+        """507 when the files' disk has no room for the checkpoint: a worker that finds the
+        disk full skips the save and trains on, so waiting for it would end in a timeout."""
+        need = latest.size_bytes if latest else MIN_CHECKPOINT_BYTES
+        free = await asyncio.to_thread(self.storage.free_bytes) if self.storage else None
+        if free is not None and free < need:
+            raise InsufficientStorage(
+                f"insufficient storage: the server's disk is full ({free} bytes free, a "
+                f"checkpoint of job {job_id} needs about {need}); retry once space is freed"
+            )
+
     async def checkpoint_now(self, job_id: str) -> CheckpointRecord:
         job = await asyncio.to_thread(self.get, job_id)
         before = await asyncio.to_thread(self.store.list_checkpoints, job_id, 1, 0)
+        if job.state is JobState.RUNNING:
+            await self._room_for_checkpoint(job_id, before.items[0] if before.items else None)
         if job.state is not JobState.RUNNING or not await asyncio.to_thread(
             self.store.request_save, job_id
         ):

@@ -60,6 +60,10 @@ class CheckpointStorage(Protocol):
         when there is none."""
         ...
 
+    def free_bytes(self) -> int | None:
+        """Room left for files; None where it cannot be known (an object store)."""
+        ...
+
     def remove_stale(self, before: float) -> tuple[int, list[str]]:
         """Removes the temporary files of writers that died mid-write, those last touched
         before ``before`` (epoch seconds) only, so a live writer's file is never taken;

@@ -50,6 +50,10 @@ class LocalStorage:
         fh = self.path(checkpoint_id).open("rb")
         return fh, os.fstat(fh.fileno()).st_size
 
+    def free_bytes(self) -> int | None:
+        st = os.statvfs(self.root)
+        return st.f_bavail * st.f_frsize
+
     def remove_stale(self, before: float) -> tuple[int, list[str]]:
         removed, old = 0, []
         for entry in os.scandir(self.root):

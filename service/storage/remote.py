@@ -82,6 +82,12 @@ class FsspecStorage:
         fh = self.fs.open(self._key(checkpoint_id), "rb")
         return fh, int(fh.size)
 
+    def free_bytes(self) -> int | None:
+        if not self._renames:
+            return None
+        st = os.statvfs(self.root or "/")
+        return st.f_bavail * st.f_frsize
+
     def remove_stale(self, before: float) -> tuple[int, list[str]]:
         removed, old = 0, []
         for info in self.fs.ls(self.root or "/", detail=True):

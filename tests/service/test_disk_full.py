@@ -161,6 +161,8 @@ def test_a_full_files_disk_keeps_jobs_training_and_saves_once_freed(
             # The long job trains past several checkpoints it cannot save.
             past = wait_job(c, long["id"], lambda j: j["step"] >= 3000, 60)
             assert past["state"] == "running" and past["latest_checkpoint"] is None, past
+            # Save-now cannot succeed: said at once, not after the save's 30 s wait.
+            assert_full(c.post(f"/v1/jobs/{long['id']}/checkpoints"), "save now")
             assert c.post(f"/v1/jobs/{long['id']}/cancel").status_code == 202
             cancelled = wait_job(c, long["id"], lambda j: j["state"] in FINAL, 30)
             assert cancelled["state"] == "cancelled", cancelled
