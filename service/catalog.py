@@ -13,6 +13,7 @@ import numpy as np
 from gan_engine import CheckpointError, CurveSampler, Samples, checkpoint_from_bytes
 
 from .checkpointing import save_checkpoint
+from .diskfull import without_paths
 from .domain import (
     CheckpointRecord,
     Conflict,
@@ -132,7 +133,9 @@ class CheckpointService:
                 data = self.storage.read(checkpoint_id)
                 ckpt = checkpoint_from_bytes(data, 2**31, odd_metrics="drop")
             except (OSError, CheckpointError) as exc:
-                raise NotFound(f"checkpoint {checkpoint_id} cannot be read: {exc}") from None
+                raise NotFound(
+                    f"checkpoint {checkpoint_id} cannot be read: {without_paths(exc)}"
+                ) from None
             return CurveSampler.from_checkpoint(ckpt)
 
         return self.cache.get(checkpoint_id, load)

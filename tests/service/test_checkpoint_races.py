@@ -149,3 +149,11 @@ def test_leftovers_of_killed_writers_are_removed_and_live_files_kept(
     with server.client() as c:
         r = c.get(f"/v1/checkpoints/{kept['id']}/file")
         assert r.status_code == 200 and r.content == data
+        # A record whose file is gone (removed by hand): 404s that name no server path.
+        (files / f"{kept['id']}.safetensors").unlink()
+        for r in (
+            c.get(f"/v1/checkpoints/{kept['id']}/file"),
+            c.post(f"/v1/checkpoints/{kept['id']}/samples", json={"n": 2}),
+        ):
+            assert r.status_code == 404, f"{r.status_code} {r.text}"
+            assert_no_server_paths(r.text, server.data_dir)
