@@ -19,7 +19,14 @@ from service.domain import (
     Lease,
     Requests,
 )
-from service.store import IdempotencyConflict, LeaseLost, QueueFull, Store
+from service.store import (
+    CheckpointInUse,
+    IdempotencyConflict,
+    LeaseLost,
+    MissingCheckpoint,
+    QueueFull,
+    Store,
+)
 from service.store.clock import db_now
 from service.store.engine import make_engines
 from tests.service.store.conftest import execute
@@ -583,3 +590,22 @@ def test_a_populations_renewals_and_progress_go_in_one_write_each(store: Store) 
     assert [m["step"] for m in store.metrics_since("a", 0, 100)] == [10, 20]
     assert [m["step"] for m in store.metrics_since("b", 0, 100)] == [10]
     assert store.renew_many([], LEASE_S) == {}
+
+
+def test_a_checkpoint_an_unfinished_job_resumes_from_is_not_deleted(store: Store) -> None:
+    store.add_checkpoint(checkpoint("up", None, 50))
+    make_job(store, "r", resumed_from="up", step=50)
+    with pytest.raises(CheckpointInUse):  # queued: it will start from it
+        store.delete_checkpoint("up")
+    lease = claim(store)
+    with pytest.raises(CheckpointInUse):  # running, none of its own: a loss restarts from it
+        store.delete_checkpoint("up")
+    store.add_checkpoint(checkpoint("own", "r", 60), lease=lease)
+    with pytest.raises(CheckpointInUse):
+        store.delete_checkpoint("own")
+    assert store.delete_checkpoint("up")  # its own latest is where it resumes now
+    store.finish(lease, JobState.CANCELLED)
+    assert store.delete_checkpoint("own") and not store.delete_checkpoint("own")
+    with pytest.raises(MissingCheckpoint):  # deleted before the job could be recorded
+        make_job(store, "late", resumed_from="up", step=50)
+    assert store.get_job("late") is None
