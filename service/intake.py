@@ -1,7 +1,7 @@
 """How a /v1 request's body comes in: the API key is checked before a byte of it is read, its
 size is bounded (by Content-Length at once, and while a chunked body streams), and JSON is
 parsed in a worker thread, so no request can make the server read, hold or parse a body it
-would refuse, nor stall the event loop with a large one."""
+would refuse."""
 
 from __future__ import annotations
 
@@ -132,8 +132,10 @@ def parse_json(body: bytes) -> Any:
 
 class OffloadedJsonRoute(APIRoute):
     """A route whose JSON body is read (bounded by RequestGate) and parsed in a worker thread
-    before FastAPI's handler runs: a 10 MB parse on the event loop would stall every other
-    request, /healthz included, for a tenth of a second or more."""
+    before FastAPI's handler runs, with orjson: a 10.5 MB sample request (100 000 rows of z)
+    took json.loads 225 ms on the event loop, orjson 90 ms. orjson holds the GIL while it
+    parses, so the loop still pauses for those 90 ms; the gain is orjson's speed, and a parse
+    that is not the loop's own work (a future parser that releases the GIL would free it)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
