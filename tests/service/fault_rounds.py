@@ -11,6 +11,7 @@ import contextlib
 import os
 import random
 import signal
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from tests.service.faults import (
     all_jobs,
     assert_no_server_paths,
     check_files_match_records,
+    files_of,
     fill,
     free,
     wait_all_final,
@@ -120,14 +122,26 @@ def _kill_a_worker(rig: Rig) -> str:
     return "no running job"
 
 
-def _kill_a_server(rig: Rig, restart: bool) -> None:
+def _leftovers(data_dir: Path) -> str:
+    """What a crash left for the janitor: writers' temporary files, files with no record."""
+    ids, others = files_of(data_dir / "files")
+    db = sqlite3.connect(f"file:{data_dir / 'curvegan.db'}?mode=ro", uri=True)
+    with contextlib.closing(db):
+        recorded = {row[0] for row in db.execute("SELECT id FROM checkpoints")}
+    temp = sum(1 for name in others if name.endswith(".tmp"))
+    return f"left {temp} temp, {len(ids - recorded)} unrecorded file(s)"
+
+
+def _kill_a_server(rig: Rig, restart: bool) -> str:
     victim = rig.rng.randrange(len(rig.servers)) if len(rig.servers) > 1 else 0
     server = rig.servers[victim]
     server.kill9()
-    if restart:
-        server.start(timeout=60)
-    else:
+    if not restart:
         rig.servers.pop(victim)
+        return f"server {victim + 1} of {len(rig.servers) + 1} killed"
+    left = _leftovers(rig.data_dir)  # the only server is down: nothing moves meanwhile
+    server.start(timeout=60)
+    return left
 
 
 def run_round(rig: Rig, kind: str, jobs: int = 1, timeout: float = 90.0) -> str:
@@ -157,13 +171,13 @@ def run_round(rig: Rig, kind: str, jobs: int = 1, timeout: float = 90.0) -> str:
     time.sleep(delay)
     what = f"{kind} at {delay:.2f}s (checkpoint every {every} steps)"
     if kind == "kill_server":
-        _kill_a_server(rig, restart=True)
+        what += f" ({_kill_a_server(rig, restart=True)})"
     elif kind == "kill_worker":
         what += f" ({_kill_a_worker(rig)})"
     elif kind == "second_server":
         rig.start()
         time.sleep(rng.uniform(0.1, 2.0))
-        _kill_a_server(rig, restart=False)
+        what += f" ({_kill_a_server(rig, restart=False)})"
     elif kind == "disk_full":
         fillers = fill(rig.data_dir)
         try:
