@@ -278,7 +278,14 @@ def slowdown(loaded: list[float], quiet: list[float]) -> str:
 
 
 def mixed_phase(
-    url: str, client: httpx.Client, ids: list[str], window: float, think_ms: int, load, tmp: Path
+    url: str,
+    client: httpx.Client,
+    ids: list[str],
+    window: float,
+    think_ms: int,
+    load,
+    tmp: Path,
+    pid: int,
 ) -> None:
     a, b = ids
     print(f"1. mixed load: 50 clients thinking {think_ms} ms, {window:.0f} s, two jobs training")
@@ -300,13 +307,14 @@ def mixed_phase(
         with lock:
             results.append(stats)
 
-    start = steps_of(client, ids)
+    start, cpu0, t0 = steps_of(client, ids), cpu_s(pid), time.perf_counter()
     threads = [threading.Thread(target=go, args=spec) for spec in specs]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     loaded = rates(start, steps_of(client, ids))
+    busy = (cpu_s(pid) - cpu0) / (time.perf_counter() - t0)
     streams.stop()
     quiet_after = quiet_rates(client, ids, window / 2)
     quiet = [(x + y) / 2 for x, y in zip(quiet_before, quiet_after, strict=True)]
@@ -317,7 +325,10 @@ def mixed_phase(
         f"   errors {streams.errors}   429s {streams.limited}"
     )
     total = sum(s.requests for s in results)
-    print(f"  all requests: {total / window:.0f} req/s")
+    print(
+        f"  all requests: {total / window:.0f} req/s, the server using {100 * busy:.0f}% of a "
+        f"core ({1e6 * busy * window / max(total, 1):.0f} us CPU a request)"
+    )
     print(f"  training quiet  {fmt_rates(quiet)}")
     print(f"  training loaded {fmt_rates(loaded)}   {slowdown(loaded, quiet)}")
 
@@ -355,6 +366,20 @@ def saturation_phase(
     )
 
 
+def open_streams_after(client: httpx.Client, expected: int, timeout: float = 10.0) -> str:
+    """The server's count of open streams (curvegan_event_streams) once it reaches
+    ``expected`` or ``timeout`` passes: whether closed streams gave their slots back."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = client.get("/metrics").text.splitlines()
+        found = [x.split()[1] for x in lines if x.startswith("curvegan_event_streams ")]
+        if not found:
+            return "n/a (no curvegan_event_streams gauge)"
+        if int(float(found[0])) == expected or time.monotonic() > deadline:
+            return found[0]
+        time.sleep(0.1)
+
+
 def subscribers_phase(url: str, client: httpx.Client, ids: list[str], window: float) -> None:
     job = ids[0]
     print(f"3. {SUBSCRIBERS} event subscribers on one job, {window:.0f} s")
@@ -377,6 +402,7 @@ def subscribers_phase(url: str, client: httpx.Client, ids: list[str], window: fl
     loaded, loaded_lat = probe(window)
     frames = streams.frames - frames0
     streams.stop()
+    left = open_streams_after(client, 0)
     print(
         f"  job alone        {quiet[0]:7.0f} steps/s   /healthz p50 {pct(quiet_lat, 0.5):.1f} ms"
         f"  p99 {pct(quiet_lat, 0.99):.1f} ms"
@@ -387,7 +413,8 @@ def subscribers_phase(url: str, client: httpx.Client, ids: list[str], window: fl
     )
     print(
         f"  {streams.connected} streams open, {frames / window:.0f} frames/s delivered, "
-        f"errors {streams.errors}, 429s {streams.limited}"
+        f"errors {streams.errors}, 429s {streams.limited}; open on the server once they "
+        f"left: {left}"
     )
 
 
@@ -429,8 +456,8 @@ def main() -> None:
                     f"server on loopback, 2 jobs training; load by {load.__name__}; load "
                     f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
                 )
-                mixed_phase(url, client, ids, window, args.think_ms, load, tmp)
                 pid = procs[0].proc.pid if procs[0].proc else 0
+                mixed_phase(url, client, ids, window, args.think_ms, load, tmp, pid)
                 saturation_phase(url, client, ids, window / 2, load, tmp, pid)
                 subscribers_phase(url, client, ids, window / 2)
                 for job_id in ids:
