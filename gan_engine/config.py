@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from types import MappingProxyType
@@ -64,6 +65,16 @@ def model_floats(config: TrainConfig) -> tuple[int, int]:
 FAST: dict[str, Any] = {**RECOMMENDED, "lr_g": 2.5e-3, "lr_d": 2.5e-3, "steps": 2_500}
 
 
+# How a value is quoted in a message: a few levels and characters of it, so a hostile value
+# (a 5 MB string, a list nested a thousand deep) neither floods the message nor fails repr().
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxstring, _REPR.maxother = 3, 8, 80, 80
+
+
+def _shown(value: Any) -> str:
+    return _REPR.repr(value)
+
+
 class ConfigError(ValueError):
     """An invalid configuration value; ``field`` names the offending field."""
 
@@ -76,7 +87,7 @@ class ConfigError(ValueError):
 def _int_range(name: str, value: Any, lo: int, hi: int) -> None:
     # bool is an int subclass, but True as a batch size is always a mistake.
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(name, f"must be an integer in [{lo}, {hi}], got {value!r}")
+        raise ConfigError(name, f"must be an integer in [{lo}, {hi}], got {_shown(value)}")
     if not lo <= value <= hi:
         raise ConfigError(name, f"must be in [{lo}, {hi}], got {value}")
 
@@ -85,7 +96,7 @@ def _float_range(
     name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False
 ) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(name, f"must be a number, got {value!r}")
+        raise ConfigError(name, f"must be a number, got {_shown(value)}")
     left, right = "(" if lo_open else "[", ")" if hi_open else "]"
     allowed = f"{left}{lo:g}, {hi:g}{right}"
     try:
@@ -95,12 +106,12 @@ def _float_range(
     ok = ok and (value > lo if lo_open else value >= lo)
     ok = ok and (value < hi if hi_open else value <= hi)
     if not ok:
-        raise ConfigError(name, f"must be in {allowed}, got {value!r}")
+        raise ConfigError(name, f"must be in {allowed}, got {_shown(value)}")
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ConfigError(name, f"must be one of {', '.join(allowed)}; got {value!r}")
+        raise ConfigError(name, f"must be one of {', '.join(allowed)}; got {_shown(value)}")
 
 
 @dataclass(frozen=True)
@@ -149,7 +160,7 @@ class TrainConfig:
         _float_range("lr_d", self.lr_d, 0.0, 1.0, lo_open=True)
         betas = self.betas
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ConfigError("betas", f"must be two numbers in [0, 1), got {betas!r}")
+            raise ConfigError("betas", f"must be two numbers in [0, 1), got {_shown(betas)}")
         for i, beta in enumerate(betas):
             _float_range(f"betas[{i}]", beta, 0.0, 1.0, hi_open=True)
         object.__setattr__(self, "betas", (float(betas[0]), float(betas[1])))
@@ -167,7 +178,7 @@ class TrainConfig:
         _int_range("g_layers", self.g_layers, 1, 8)
         _int_range("d_layers", self.d_layers, 1, 8)
         if not isinstance(self.ema_warmup, bool):
-            raise ConfigError("ema_warmup", f"must be true or false, got {self.ema_warmup!r}")
+            raise ConfigError("ema_warmup", f"must be true or false, got {_shown(self.ema_warmup)}")
         _int_range("log_every", self.log_every, 1, 10_000_000)
         _int_range("checkpoint_every", self.checkpoint_every, 0, 10_000_000)
         for name in ("lr_g", "lr_d", "g_ema"):
@@ -225,7 +236,9 @@ class TrainConfig:
         values = dict(data)
         preset = values.pop("preset", "tutorial")
         if not isinstance(preset, str) or preset not in PRESETS:
-            raise ConfigError("preset", f"must be one of {', '.join(PRESETS)}; got {preset!r}")
+            raise ConfigError(
+                "preset", f"must be one of {', '.join(PRESETS)}; got {_shown(preset)}"
+            )
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

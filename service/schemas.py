@@ -40,16 +40,19 @@ LastEventId = Annotated[
 MAX_LATENT = 1e6
 
 
-def json_integers(value: Any) -> Any:
-    """Integral floats as ints, throughout: JSON has one number type, so 297.0 is the integer
-    297 (JSON Schema agrees, and generated clients send it), while TrainConfig, a Python API,
-    refuses a float where it wants an int. Its float fields take ints as they are."""
+def json_integers(value: Any, depth: int = 4) -> Any:
+    """Integral floats as ints: JSON has one number type, so 297.0 is the integer 297 (JSON
+    Schema agrees, and generated clients send it), while TrainConfig, a Python API, refuses a
+    float where it wants an int. Its float fields take ints as they are. Only ``depth`` levels
+    down (members' values are 3 deep): a body nested a thousand deep must not recurse here."""
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
         return int(value)
+    if depth == 0:
+        return value
     if isinstance(value, dict):
-        return {k: json_integers(v) for k, v in value.items()}
+        return {k: json_integers(v, depth - 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [json_integers(v) for v in value]
+        return [json_integers(v, depth - 1) for v in value]
     return value
 
 

@@ -284,6 +284,28 @@ def test_a_huge_value_is_never_echoed_whole(
     assert len(r.content) < 2_000, len(r.content)
 
 
+DEEP = b"[" * 1020 + b"]" * 1020  # orjson's deepest (1024 levels in all)
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "field"),
+    [
+        ("/v1/jobs", b'{"config": {"steps": %s}}' % DEEP, "config.steps"),
+        ("/v1/jobs", b'{"config": {"betas": %s}}' % DEEP, "config.betas"),
+        ("/v1/sweeps", b'{"vary": {"loss": [%s]}}' % DEEP, "vary.loss.0"),
+        ("/v1/sweeps", b'{"members": [{"lr_g": %s}]}' % DEEP, "members.0.lr_g"),
+    ],
+)
+def test_a_value_nested_a_thousand_deep_is_422(
+    api: Call, url: str, body: bytes, field: str
+) -> None:
+    """Quoting it in the message (repr) and reading its numbers recursed past Python's
+    limit: a 500."""
+    r = api("POST", url, content=body, headers={"content-type": "application/json"})
+    err = _error(r)
+    assert err["field"] == field and "[[[" in err["message"], err
+
+
 # ------------------------------------------------------------------- the OpenAPI document
 
 
