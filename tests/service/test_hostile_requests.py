@@ -28,6 +28,7 @@ from tests.conftest import Server
 KEY = "hostile-test-key"
 AUTH = {"authorization": f"Bearer {KEY}"}
 BODY_LIMIT = 100_000
+OCTET = "application/octet-stream"
 SERVER_ENV = {"CURVEGAN_API_KEY": KEY, "CURVEGAN_MAX_BODY_BYTES": str(BODY_LIMIT)}
 # A socket read that never comes back is the old behaviour (the server waiting for a body it
 # would refuse): it must fail the test, not hang it.
@@ -117,6 +118,23 @@ def test_a_declared_length_over_the_limit_is_413_before_the_body(module_server: 
     assert status == 413 and body["error"] == "payload_too_large", body
     assert body["field"] == "body" and "CURVEGAN_MAX_BODY_BYTES" in body["message"], body
     assert str(BODY_LIMIT) in body["message"], body
+
+
+def test_uploads_keep_their_own_limit(module_server: Server, mc: httpx.Client) -> None:
+    """POST /v1/checkpoints takes raw bytes up to CURVEGAN_MAX_UPLOAD_BYTES (16 MiB here), not
+    the JSON limit, and is refused the same way above it."""
+    junk = b"\0" * (BODY_LIMIT * 2)
+    r = mc.post("/v1/checkpoints", content=junk, headers={**AUTH, "content-type": OCTET})
+    assert r.status_code == 422 and r.json()["error"] == "invalid_checkpoint", r.text
+    with _open(module_server) as sock:
+        sock.sendall(
+            _head(
+                "/v1/checkpoints",
+                {"Content-Type": OCTET, "Content-Length": str(16 * 2**20 + 1), **AUTH},
+            )
+        )
+        status, body = _response(sock)
+    assert status == 413 and "CURVEGAN_MAX_UPLOAD_BYTES" in body["message"], body
 
 
 def test_a_chunked_body_is_413_once_it_passes_the_limit(module_server: Server) -> None:
