@@ -12,11 +12,13 @@ It starts a server on a free loopback port, in a temp dir and a process group of
 1. mixed load: 50 clients, each thinking --think-ms between requests: 30 poll
    GET /v1/jobs/{id}, 8 read GET /v1/jobs/{id}/metrics?limit=100, 4 POST small sample
    requests (n=16), 8 follow the job's event stream. Requests/s, p50 and p99 per endpoint,
-   errors (any non-2xx other than 429, and transport errors), and the two jobs' steps/s
-   with the load against without it: quiet windows just before and just after the load.
+   errors (any non-2xx other than 429, and transport errors), the server's CPU a request,
+   and the two jobs' steps/s with the load against without it, in 3 rounds of a quiet
+   window then a loaded one (p50: the median round's, p99: the worst round's).
 2. saturation: /healthz alone, then GET /v1/jobs/{id} alone, 50 connections without
    thinking, twice each, interleaved; requests/s and p50/p99 of each, their ratio, and the
-   training steps/s meanwhile.
+   training steps/s meanwhile, and the server's CPU a request of each (which, unlike
+   requests/s, other processes on a shared machine do not move).
 3. 200 event subscribers on one job: that job's steps/s with and without them, and the p99
    of /healthz (one client, a request every 20 ms) meanwhile.
 About 2.5 minutes by default, --quick about 1.5.
@@ -44,6 +46,7 @@ from runner import Proc, base_env, pct, start_server
 JOB_CONFIG = {"steps": 10_000_000, "log_every": 100, "checkpoint_every": 0, "seed": 1}
 SAMPLE_BODY = {"n": 16, "seed": 1}
 SUBSCRIBERS = 200
+MIXED_ROUNDS = 3
 
 WRK_SCRIPT = """
 wrk.method = "{method}"
@@ -277,6 +280,38 @@ def slowdown(loaded: list[float], quiet: list[float]) -> str:
 # ------------------------------------------------------------------ phases
 
 
+class Trained:
+    """Steps and seconds of each job, summed over windows: a rate over interleaved windows."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self.steps = dict.fromkeys(ids, 0)
+        self.seconds = dict.fromkeys(ids, 0.0)
+
+    def add(
+        self, before: dict[str, tuple[float, int]], after: dict[str, tuple[float, int]]
+    ) -> None:
+        for i in self.steps:
+            self.steps[i] += after[i][1] - before[i][1]
+            self.seconds[i] += after[i][0] - before[i][0]
+
+    def rates(self) -> list[float]:
+        return [self.steps[i] / self.seconds[i] for i in self.steps]
+
+
+def merged(stats: list[Stats]) -> Stats:
+    """One endpoint's rounds as one: requests/s over all, p50 the median round's, p99 the
+    worst round's."""
+    return Stats(
+        stats[0].name,
+        sum(x.requests for x in stats),
+        sum(x.seconds for x in stats),
+        statistics.median(x.p50_ms for x in stats),
+        max(x.p99_ms for x in stats),
+        sum(x.errors for x in stats),
+        sum(x.limited for x in stats),
+    )
+
+
 def mixed_phase(
     url: str,
     client: httpx.Client,
@@ -288,49 +323,64 @@ def mixed_phase(
     pid: int,
 ) -> None:
     a, b = ids
-    print(f"1. mixed load: 50 clients thinking {think_ms} ms, {window:.0f} s, two jobs training")
-    quiet_before = quiet_rates(client, ids, window / 2)
-    # Clients that have the history already: the figures are of following a job, not of
-    # catching up with thousands of logged steps.
-    streams = Streams(url, a, 8, steps_of(client, [a])[a][1])
-    streams.start()
-    results: list[Stats] = []
+    w = window / MIXED_ROUNDS
+    print(
+        f"1. mixed load: 50 clients thinking {think_ms} ms, two jobs training; {MIXED_ROUNDS} "
+        f"rounds of {w:.0f} s quiet then {w:.0f} s loaded (interleaved: this machine drifts)"
+    )
     specs = [
         ("GET /v1/jobs/{id}", f"/v1/jobs/{b}", 30, None),
         ("GET /v1/jobs/{id}/metrics?limit=100", f"/v1/jobs/{a}/metrics?limit=100", 8, None),
         ("POST /v1/jobs/{id}/samples n=16", f"/v1/jobs/{b}/samples", 4, SAMPLE_BODY),
     ]
+    results: dict[str, list[Stats]] = {name: [] for name, *_ in specs}
+    quiet, loaded = Trained(ids), Trained(ids)
+    frames = stream_errors = stream_429s = 0
+    busy_s = loaded_s = 0.0
     lock = threading.Lock()
 
     def go(name: str, path: str, conns: int, body: dict | None) -> None:
-        stats = load(name, url, path, conns, window, tmp, body=body, think_ms=think_ms)
+        stats = load(name, url, path, conns, w, tmp, body=body, think_ms=think_ms)
         with lock:
-            results.append(stats)
+            results[name].append(stats)
 
-    start, cpu0, t0 = steps_of(client, ids), cpu_s(pid), time.perf_counter()
-    threads = [threading.Thread(target=go, args=spec) for spec in specs]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    loaded = rates(start, steps_of(client, ids))
-    busy = (cpu_s(pid) - cpu0) / (time.perf_counter() - t0)
-    streams.stop()
-    quiet_after = quiet_rates(client, ids, window / 2)
-    quiet = [(x + y) / 2 for x, y in zip(quiet_before, quiet_after, strict=True)]
-    for stats in sorted(results, key=lambda s: s.name):
-        print(stats.line())
+    for _ in range(MIXED_ROUNDS):
+        before = steps_of(client, ids)
+        time.sleep(w)
+        quiet.add(before, steps_of(client, ids))
+        # Clients that have the history already: the figures are of following a job, not of
+        # catching up with thousands of logged steps.
+        streams = Streams(url, a, 8, steps_of(client, [a])[a][1])
+        streams.start()
+        before, cpu0, t0 = steps_of(client, ids), cpu_s(pid), time.perf_counter()
+        threads = [threading.Thread(target=go, args=spec) for spec in specs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        loaded.add(before, steps_of(client, ids))
+        busy_s += cpu_s(pid) - cpu0
+        loaded_s += time.perf_counter() - t0
+        streams.stop()
+        frames += streams.frames
+        stream_errors += streams.errors
+        stream_429s += streams.limited
+    for name, _, _, _ in specs:
+        print(merged(results[name]).line())
     print(
-        f"  {'GET /v1/jobs/{id}/events (8 open)':34s} {streams.frames / window:8.1f} frames/s"
-        f"   errors {streams.errors}   429s {streams.limited}"
+        f"  {'GET /v1/jobs/{id}/events (8 open)':34s} {frames / loaded_s:8.1f} frames/s"
+        f"   errors {stream_errors}   429s {stream_429s}"
     )
-    total = sum(s.requests for s in results)
+    total = sum(x.requests for v in results.values() for x in v)
     print(
-        f"  all requests: {total / window:.0f} req/s, the server using {100 * busy:.0f}% of a "
-        f"core ({1e6 * busy * window / max(total, 1):.0f} us CPU a request)"
+        f"  all requests: {total / loaded_s:.0f} req/s, the server using "
+        f"{100 * busy_s / loaded_s:.0f}% of a core ({1e6 * busy_s / max(total, 1):.0f} us CPU "
+        "a request)"
     )
-    print(f"  training quiet  {fmt_rates(quiet)}")
-    print(f"  training loaded {fmt_rates(loaded)}   {slowdown(loaded, quiet)}")
+    print(f"  training quiet  {fmt_rates(quiet.rates())}")
+    print(
+        f"  training loaded {fmt_rates(loaded.rates())}   {slowdown(loaded.rates(), quiet.rates())}"
+    )
 
 
 def saturation_phase(

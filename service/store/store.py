@@ -225,7 +225,11 @@ class Store(LeaseQueries, SweepQueries):
     def metrics_since(self, job_id: str, since_step: int, limit: int) -> list[dict[str, Any]]:
         with self._read.begin() as conn:
             params = {"job_id": job_id, "since": since_step, "limit": limit}
-            return [dict(r) for r in conn.execute(_METRICS_SINCE, params).mappings()]
+            result = conn.execute(_METRICS_SINCE, params)
+            # Plain tuples zipped with the names: half the cost of a RowMapping a row, which
+            # counts for a stream's catch-up of up to 100 000 rows.
+            names = list(result.keys())
+            return [dict(zip(names, row, strict=True)) for row in result.all()]
 
     def delete_job(self, job_id: str) -> bool:
         """Deletes a final job and its metric history (its checkpoints stay)."""
