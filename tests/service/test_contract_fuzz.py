@@ -92,6 +92,8 @@ def _config(checkpoint_id: str) -> SchemathesisConfig:
             "workers": 1,
             **({} if SEED == "random" else {"seed": int(SEED)}),
             "generation": {"max-examples": EXAMPLES, "database": "none"},
+            # No .schemathesis/ state in the working tree: each run starts from its seed.
+            "cache": {"enabled": False},
             # Replaced by positive_data_acceptance_but_cross_field_rules, which runs it.
             "checks": {"positive_data_acceptance": {"enabled": False}},
             "operations": [
