@@ -38,9 +38,9 @@ class Settings(BaseSettings):
     sampler_cache: int = Field(8, ge=1)
     # Event streams (jobs' and sweeps') open on this server at once; 429 beyond. Each holds a
     # connection (a file descriptor, of a soft limit often 1024) for as long as its job runs
-    # and formats its own frames: 200 subscribers of one training job cost it a few percent
-    # of its steps/s on 2 cores (benchmarks/load.py); 500 leaves descriptors and CPU for
-    # ordinary requests, the store and checkpoint files.
+    # and formats its own frames: 200 subscribers of one training job cost it 9-14% of its
+    # steps/s on 2 cores (benchmarks/load.py); 500 leaves descriptors and CPU for ordinary
+    # requests, the store and checkpoint files.
     max_event_streams: int = Field(500, ge=1, le=100_000)
     # Workers run at a lower CPU priority so the API answers promptly while jobs train.
     worker_nice: int = Field(5, ge=0, le=19)
