@@ -28,10 +28,7 @@ from .engine import make_engines
 from .leases import LeaseQueries
 from .rows import (
     JOB_SELECT,
-    IdempotencyConflict,
-    LeaseLost,
     Page,
-    QueueFull,
     checkpoint_record,
     job_record,
 )
@@ -329,13 +326,3 @@ class Store(LeaseQueries, SweepQueries):
                 == 1
             )
 
-
-__all__ = [
-    "CheckpointInUse",
-    "IdempotencyConflict",
-    "LeaseLost",
-    "MissingCheckpoint",
-    "Page",
-    "QueueFull",
-    "Store",
-]

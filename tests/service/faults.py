@@ -58,26 +58,24 @@ def free(fillers: list[Path]) -> None:
         path.unlink(missing_ok=True)
 
 
-def all_checkpoints(client: httpx.Client) -> list[dict]:
+def all_items(client: httpx.Client, path: str) -> list[dict]:
+    """Every item of a paged listing (/v1/jobs, /v1/checkpoints)."""
     items: list[dict] = []
     while True:
-        page = client.get("/v1/checkpoints", params={"limit": 1000, "offset": len(items)})
+        page = client.get(path, params={"limit": 1000, "offset": len(items)})
         assert page.status_code == 200, page.text
         body = page.json()
         items += body["items"]
         if len(items) >= body["total"] or not body["items"]:
             return items
+
+
+def all_checkpoints(client: httpx.Client) -> list[dict]:
+    return all_items(client, "/v1/checkpoints")
 
 
 def all_jobs(client: httpx.Client) -> list[dict]:
-    items: list[dict] = []
-    while True:
-        page = client.get("/v1/jobs", params={"limit": 1000, "offset": len(items)})
-        assert page.status_code == 200, page.text
-        body = page.json()
-        items += body["items"]
-        if len(items) >= body["total"] or not body["items"]:
-            return items
+    return all_items(client, "/v1/jobs")
 
 
 def wait_all_final(client: httpx.Client, timeout: float, log: str = "") -> list[dict]:
