@@ -325,4 +325,3 @@ class Store(LeaseQueries, SweepQueries):
                 conn.execute(checkpoints.delete().where(checkpoints.c.id == checkpoint_id)).rowcount
                 == 1
             )
-
