@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 
+from .http_limits import BoundedHttpToolsProtocol
 from .settings import Settings
 
 
@@ -14,6 +15,7 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        http=BoundedHttpToolsProtocol,
         # One process: it owns its pool of training workers. More uvicorn processes would be
         # safe (they share the store's queue under leases) but each would bring a pool of its
         # own; to serve more clients, run more servers or use cluster mode (docs/scaling.md).

@@ -88,6 +88,26 @@ def test_a_large_body_without_the_key_is_401_before_it_is_sent(module_server: Se
             assert c.get("/healthz").status_code == 200
 
 
+def test_headers_past_the_limit_are_431_and_the_connection_closed(module_server: Server) -> None:
+    """uvicorn's httptools parser buffers a request's head without limit (100 MB of headers:
+    +96 MB of server memory and no answer); the server's protocol cuts it at 64 KB."""
+    with _open(module_server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\nX-Pad: ")
+        status, body = 0, {}
+        try:
+            for _ in range(200):  # up to 200 x 64 KB: far past the limit
+                sock.sendall(b"a" * 65_536)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # closed after answering, as it should
+        status, body = _response(sock)
+        assert status == 431 and body["field"] == "headers", body
+        assert sock.recv(1) == b""  # closed
+    # Ordinary heads still pass, on new connections and kept-alive ones.
+    with module_server.client() as c:
+        for _ in range(3):
+            assert c.get("/healthz", headers={"X-Pad": "a" * 30_000}).status_code == 200
+
+
 def test_a_chunked_body_without_the_key_is_401_before_it_ends(module_server: Server) -> None:
     with _open(module_server) as sock:
         sock.sendall(
