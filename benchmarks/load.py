@@ -46,6 +46,7 @@ from runner import Proc, base_env, pct, start_server
 JOB_CONFIG = {"steps": 10_000_000, "log_every": 100, "checkpoint_every": 0, "seed": 1}
 SAMPLE_BODY = {"n": 16, "seed": 1}
 SUBSCRIBERS = 200
+NICE = {"CURVEGAN_WORKER_NICE": os.environ["NICE"]} if "NICE" in os.environ else {}
 MIXED_ROUNDS = 3
 
 WRK_SCRIPT = """
@@ -487,7 +488,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         try:
-            env = {**base_env(), "CURVEGAN_MAX_CONCURRENT_JOBS": "2"}
+            env = {**base_env(), "CURVEGAN_MAX_CONCURRENT_JOBS": "2", **NICE}
             url = start_server("server", tmp, env, procs)
             with httpx.Client(base_url=url, timeout=30) as client:
                 ids = [

@@ -16,7 +16,7 @@ Svc = Annotated[Services, Depends(services)]
 
 
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     """The process is alive."""
     return {"status": "ok"}
 
