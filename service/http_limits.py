@@ -30,12 +30,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     _head_bytes = 0
     _in_head = True  # a connection starts waiting for a request's head
 
+    _messages = 0  # requests completed on this connection
+
     def data_received(self, data: bytes) -> None:
-        was_in_head = self._in_head
+        was_in_head, messages = self._in_head, self._messages
         super().data_received(data)
         # Counted after parsing: a chunk that completes the head also carries body bytes,
-        # which are not the head's (asyncio hands over at most 256 KB a call).
-        if was_in_head and self._in_head and not self.transport.is_closing():
+        # which are not the head's (asyncio hands over at most 256 KB a call). A chunk that
+        # held a whole request (head and body: a 100 KB upload arrives so on loopback) is
+        # in a head again at the end, the next one's, but its bytes were mostly the body.
+        completed = self._messages != messages
+        if was_in_head and self._in_head and not completed and not self.transport.is_closing():
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES:
                 self.transport.write(_TOO_LARGE % (len(_BODY), _BODY))
@@ -48,3 +53,4 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._in_head, self._head_bytes = True, 0
+        self._messages += 1
