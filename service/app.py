@@ -11,12 +11,13 @@ from fastapi import Depends, FastAPI
 
 from .catalog import CheckpointService
 from .deps import Services, require_api_key
+from .docs_ui import install_docs
 from .errors import install_error_handlers
 from .events import EventHub
 from .intake import BodyLimit, RequestGate
 from .janitor import janitor
 from .jobs import JobService
-from .openapi import honest_openapi
+from .openapi import honest_openapi, operation_id
 from .routers import checkpoints, jobs, ops, sweeps
 from .runners import make_runner
 from .settings import Settings
@@ -80,6 +81,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         summary="Trains a small GAN (MorvanZhou's 406_GAN) and serves the curves it draws.",
         lifespan=lifespan,
+        # Served from vendored files by install_docs, not FastAPI's CDN pages.
+        docs_url=None,
+        redoc_url=None,
+        generate_unique_id_function=operation_id,
     )
     app.state.services = svc
     install_error_handlers(app)
@@ -88,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sweeps.router, dependencies=auth)
     app.include_router(checkpoints.router, dependencies=auth)
     app.include_router(ops.router)
+    install_docs(app)
     # Before any route reads a body: the key, then the body's size (intake.py).
     app.add_middleware(
         RequestGate,

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .domain import NotFound, PayloadTooLarge, Unauthorized
+from .domain import NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType
 from .errors import domain_response
 
 PROTECTED_PREFIX = "/v1"
@@ -144,7 +144,17 @@ class OffloadedJsonRoute(APIRoute):
 
         async def parse_then_handle(request: Request) -> Response:
             body = await request.body()
-            if body and _is_json(request.headers.get("content-type")):
+            content_type = request.headers.get("content-type")
+            if body and not _is_json(content_type):
+                # FastAPI would hand the raw bytes to the model, whose 422 ("should be a valid
+                # dictionary") hides the cause: curl's -d alone sends a form's content type.
+                sent = f"as {content_type[:100]!r}" if content_type else "without a Content-Type"
+                raise UnsupportedMediaType(
+                    f"body sent {sent}; this route reads JSON: send "
+                    "'Content-Type: application/json'",
+                    field="headers.content-type",
+                )
+            if body and _is_json(content_type):
                 # Starlette's Request.json() returns this cached value instead of parsing.
                 request._json = await run_in_threadpool(parse_json, body)
             return await handler(request)

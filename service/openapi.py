@@ -8,12 +8,27 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
 from gan_engine.config import MAX_SEED
 
 from .settings import Settings
 
 _ERROR = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+# A tag's prefix in operation ids, where the tag itself is long.
+_ID_PREFIX = {"operations": "ops"}
+
+
+def operation_id(route: APIRoute) -> str:
+    """A short, stable id for generated clients (``jobs-create``, ``checkpoints-file``), not
+    FastAPI's ``checkpoint_file_v1_checkpoints_checkpoint_id_file_get``: the route's tag, then
+    the words of its function's name less the tag's noun (create_job -> jobs-create)."""
+    tag = str(route.tags[0]) if route.tags else "api"
+    noun = tag.removesuffix("s")
+    words = [w for w in route.name.split("_") if w not in (noun, tag)] or [route.name]
+    return "-".join([_ID_PREFIX.get(tag, tag), *words])
 
 
 def _non_null(schema: dict[str, Any]) -> dict[str, Any]:
@@ -68,6 +83,8 @@ def _responses(doc: dict[str, Any], settings: Settings) -> None:
                 responses["422"] = {"description": "Validation Error", **_ERROR}
             if operation.get("requestBody"):
                 responses["413"] = {"description": "Body over the size limit", **_ERROR}
+            if "application/json" in operation.get("requestBody", {}).get("content", {}):
+                responses["415"] = {"description": "Body not sent as JSON", **_ERROR}
             if path.startswith("/v1") and settings.api_key:
                 responses["401"] = {"description": "Missing or wrong API key", **_ERROR}
                 operation["security"] = [{"bearer": []}]

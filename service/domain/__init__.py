@@ -11,6 +11,7 @@ from .errors import (
     TooManyRequests,
     TooManyStreams,
     Unauthorized,
+    UnsupportedMediaType,
 )
 from .records import (
     LOSS_FIELDS,
@@ -50,4 +51,5 @@ __all__ = [
     "TooManyRequests",
     "TooManyStreams",
     "Unauthorized",
+    "UnsupportedMediaType",
 ]

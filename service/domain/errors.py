@@ -38,6 +38,10 @@ class PayloadTooLarge(DomainError):
     status, code = 413, "payload_too_large"
 
 
+class UnsupportedMediaType(DomainError):
+    status, code = 415, "unsupported_media_type"
+
+
 class TooManyRequests(DomainError):
     """Over a limit that frees itself: the answer says when to retry (Retry-After)."""
 

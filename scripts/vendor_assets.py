@@ -1,0 +1,86 @@
+"""Refresh the Swagger UI and ReDoc files that /docs and /redoc serve (service/static/vendor):
+they come from the npm registry's tarballs, checked against the registry's integrity hash, so
+the docs render with no internet. Run: python scripts/vendor_assets.py [--swagger V] [--redoc V]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import io
+import json
+import shutil
+import tarfile
+import urllib.request
+from pathlib import Path
+
+REGISTRY = "https://registry.npmjs.org"
+VENDOR = Path(__file__).resolve().parent.parent / "service" / "static" / "vendor"
+# ReDoc stays on 2.x: FastAPI's get_redoc_html writes the <redoc spec-url> tag 2.x reads.
+DEFAULTS = {"swagger-ui-dist": "5.35.0", "redoc": "2.5.2"}
+# package -> (directory under VENDOR, files taken from the tarball's package/ folder)
+FILES = {
+    "swagger-ui-dist": (
+        "swagger-ui",
+        [
+            "swagger-ui-bundle.js",
+            "swagger-ui.css",
+            "favicon-32x32.png",
+            "LICENSE",
+            # The licences of the third-party code the bundle holds.
+            "swagger-ui-bundle.js.LICENSE.txt",
+        ],
+    ),
+    "redoc": (
+        "redoc",
+        ["bundles/redoc.standalone.js", "LICENSE", "bundles/redoc.standalone.js.LICENSE.txt"],
+    ),
+}
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=60) as response:
+        return response.read()
+
+
+def fetch(package: str, version: str) -> dict[str, str]:
+    meta = json.loads(_get(f"{REGISTRY}/{package}/{version}"))
+    tarball = _get(meta["dist"]["tarball"])
+    algo, _, digest = meta["dist"]["integrity"].partition("-")
+    if base64.b64encode(hashlib.new(algo, tarball).digest()).decode() != digest:
+        raise SystemExit(f"{package}@{version}: tarball does not match its integrity hash")
+    folder, names = FILES[package]
+    target = VENDOR / folder
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(tarball)) as tar:
+        for name in names:
+            member = tar.extractfile(f"package/{name}")
+            if member is None:
+                raise SystemExit(f"{package}@{version}: no {name}")
+            (target / Path(name).name).write_bytes(member.read())
+    return {
+        "version": version,
+        "license": meta.get("license", ""),
+        "tarball": meta["dist"]["tarball"],
+        "integrity": meta["dist"]["integrity"],
+        "files": sorted(f"{folder}/{Path(n).name}" for n in names),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--swagger", default=DEFAULTS["swagger-ui-dist"])
+    parser.add_argument("--redoc", default=DEFAULTS["redoc"])
+    args = parser.parse_args()
+    record = {
+        "swagger-ui-dist": fetch("swagger-ui-dist", args.swagger),
+        "redoc": fetch("redoc", args.redoc),
+    }
+    (VENDOR / "vendored.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()
