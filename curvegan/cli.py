@@ -296,6 +296,8 @@ def cmd_train(args: argparse.Namespace, api: Client, out: TextIO, err: TextIO) -
 
 def cmd_jobs(args: argparse.Namespace, api: Client, out: TextIO, err: TextIO) -> int:
     if args.action == "list":
+        if args.sweep is not None:
+            api.get_sweep(args.sweep)  # an unknown sweep is "not found", not an empty list
         page = api.list_jobs(args.state, args.limit, args.offset, sweep_id=args.sweep)
         if args.json:
             _dump(page, out)
@@ -331,6 +333,8 @@ def cmd_jobs(args: argparse.Namespace, api: Client, out: TextIO, err: TextIO) ->
 
 def cmd_checkpoints(args: argparse.Namespace, api: Client, out: TextIO, err: TextIO) -> int:
     if args.action == "list":
+        if args.job is not None:
+            api.get_job(args.job)  # an unknown job is "not found", not an empty list
         page = api.list_checkpoints(args.job, args.limit, args.offset)
         if args.json:
             _dump(page, out)
@@ -356,7 +360,12 @@ def cmd_checkpoints(args: argparse.Namespace, api: Client, out: TextIO, err: Tex
         api.download_checkpoint(args.id, target)
         print(target, file=out)
     elif args.action == "upload":
-        ckpt = api.upload_checkpoint(Path(args.file))
+        try:
+            ckpt = api.upload_checkpoint(Path(args.file))
+        except ValidationError as exc:
+            # the server read the file and refused it (422): a refused request, not a usage error
+            print(f"error: {exc.message}", file=err)
+            return FAILED
         print(ckpt.id, file=out)
     elif args.action == "delete":
         api.delete_checkpoint(args.id)
@@ -602,7 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--url",
         default=os.environ.get("CURVEGAN_URL", DEFAULT_URL),
-        help="server URL (env CURVEGAN_URL)",
+        help=f"the server's root URL, scheme included (default: env CURVEGAN_URL, else {DEFAULT_URL})",
     )
     parser.add_argument(
         "--api-key",
@@ -615,9 +624,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the server here (needs curvegan[server])")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--data-dir")
+    serve.add_argument(
+        "--host", help="address to listen on (default CURVEGAN_HOST, else 127.0.0.1)"
+    )
+    serve.add_argument("--port", type=int, help="port (default CURVEGAN_PORT, else 8000)")
+    serve.add_argument(
+        "--data-dir",
+        help="where the database and checkpoints live (default CURVEGAN_DATA_DIR, else ./checkpoints)",
+    )
     serve.set_defaults(func=cmd_serve, needs_client=False)
 
     worker = sub.add_parser(
@@ -653,11 +667,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(func=cmd_worker, needs_client=False)
 
     train = sub.add_parser("train", help="start a training job (prints its id)")
-    train.add_argument("--steps", type=int)
-    train.add_argument("--seed", type=int)
-    train.add_argument("--name")
+    train.add_argument("--steps", type=int, help="training steps (default the preset's)")
+    train.add_argument("--seed", type=int, help="same seed and config, same run")
+    train.add_argument("--name", help="a name for the job")
     train.add_argument("--preset", help="a named recipe: tutorial (default), recommended or fast")
-    train.add_argument("--resume-from", metavar="CHECKPOINT")
+    train.add_argument(
+        "--resume-from", metavar="CHECKPOINT", help="continue from this checkpoint's weights"
+    )
     train.add_argument(
         "--set",
         action="append",
@@ -689,7 +705,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("metrics", "a job's logged metrics"),
     ):
         p = jobs_sub.add_parser(action, help=text)
-        p.add_argument("id", metavar="JOB_ID")
+        p.add_argument("id", metavar="JOB_ID", help="the job's id")
         if action == "wait":
             # SUPPRESS: without it this default (None) overwrites the global --timeout
             p.add_argument(
@@ -793,25 +809,32 @@ def build_parser() -> argparse.ArgumentParser:
     ck_sub = ck.add_subparsers(dest="action", required=True, metavar="ACTION")
     cl = ck_sub.add_parser("list", help="checkpoints, newest first")
     cl.add_argument("--job", help="only this job's")
-    cl.add_argument("--limit", type=int, default=50)
-    cl.add_argument("--offset", type=int, default=0)
-    cl.add_argument("--json", action="store_true")
+    cl.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    cl.add_argument("--offset", type=int, default=0, help="skip this many first (default 0)")
+    cl.add_argument("--json", action="store_true", help="print the page as JSON")
     for action, text in (("show", "one checkpoint as JSON"), ("delete", "delete a checkpoint")):
         p = ck_sub.add_parser(action, help=text)
-        p.add_argument("id", metavar="CHECKPOINT_ID")
+        p.add_argument("id", metavar="CHECKPOINT_ID", help="the checkpoint's id")
     dl = ck_sub.add_parser("download", help="save the safetensors file")
-    dl.add_argument("id", metavar="CHECKPOINT_ID")
+    dl.add_argument("id", metavar="CHECKPOINT_ID", help="the checkpoint's id")
     dl.add_argument("-o", "--output", help="file name (default ID.safetensors)")
     up = ck_sub.add_parser("upload", help="upload a safetensors checkpoint file (prints its id)")
-    up.add_argument("file")
+    up.add_argument("file", help="a .safetensors file saved by curvegan")
     ck.set_defaults(func=cmd_checkpoints)
 
     sample = sub.add_parser("sample", help="draw curves from a checkpoint or a job's latest")
-    sample.add_argument("checkpoint", nargs="?", metavar="CHECKPOINT_ID")
-    sample.add_argument("--job", metavar="JOB_ID")
+    sample.add_argument(
+        "checkpoint", nargs="?", metavar="CHECKPOINT_ID", help="the checkpoint to sample"
+    )
+    sample.add_argument("--job", metavar="JOB_ID", help="or this job's latest checkpoint")
     sample.add_argument("-n", type=int, default=10, help="number of curves (default 10)")
-    sample.add_argument("--seed", type=int)
-    sample.add_argument("--format", choices=["json", "csv", "npy"], default="json")
+    sample.add_argument("--seed", type=int, help="same seed, same curves")
+    sample.add_argument(
+        "--format",
+        choices=["json", "csv", "npy"],
+        default="json",
+        help="json (default), csv (a row per curve) or npy (needs -o)",
+    )
     sample.add_argument("-o", "--output", help="write to this file instead of stdout")
     sample.set_defaults(func=cmd_sample)
     return parser

@@ -18,6 +18,7 @@ import httpx
 
 from . import _calls as calls
 from ._retry import RETRY_STATUSES, RetryPolicy
+from ._url import root_url
 from .errors import JobFailedError, UnavailableError
 from .models import (
     FINAL_STATES,
@@ -56,7 +57,7 @@ class Client:
     ) -> None:
         self.retry = retry or RetryPolicy()
         self._owns_http = http is None
-        self.http = http or httpx.Client(base_url=url, timeout=timeout)
+        self.http = http or httpx.Client(base_url=root_url(url), timeout=timeout)
         self.http.headers.update(_headers(api_key))
 
     def close(self) -> None:

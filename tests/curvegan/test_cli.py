@@ -5,6 +5,7 @@ and stderr, the files it writes, and its exit codes (0 ok, 1 job failed or reque
 
 from __future__ import annotations
 
+import argparse
 import csv
 import dataclasses
 import hashlib
@@ -425,13 +426,23 @@ def test_a_diverging_job_makes_train_wait_exit_1(cli: Callable[..., Run], tmp_pa
 
 
 # ----------------------------------------------------------------------------- exit codes
+NO_JOB, NO_CK, NO_SWEEP = (
+    f"error: no {kind} with id 'nope'\n" for kind in ("job", "checkpoint", "sweep")
+)
 REFUSED = [  # (args, what stderr says): the server said no -> exit 1
-    (["jobs", "show", "nope"], "error: no job with id 'nope'"),
-    (["jobs", "metrics", "nope"], "error:"),
-    (["jobs", "cancel", "nope"], "error:"),
-    (["checkpoints", "show", "nope"], "error:"),
-    (["sample", "nope", "-n", "1"], "error:"),
-    (["sample", "--job", "nope", "-n", "1"], "error:"),
+    (["jobs", "show", "nope"], NO_JOB),
+    (["jobs", "metrics", "nope"], NO_JOB),
+    (["jobs", "cancel", "nope"], NO_JOB),
+    (["sample", "--job", "nope", "-n", "1"], NO_JOB),
+    # a filter naming an unknown job or sweep is "not found" too, not an empty list
+    (["checkpoints", "list", "--job", "nope"], NO_JOB),
+    (["jobs", "list", "--sweep", "nope"], NO_SWEEP),
+    (["checkpoints", "show", "nope"], NO_CK),
+    (["checkpoints", "download", "nope"], NO_CK),
+    (["sample", "nope", "-n", "1"], NO_CK),
+    (["sweep", "show", "nope"], NO_SWEEP),
+    # a file the server read and refused: a refused request, not a usage error
+    (["checkpoints", "upload", "pyproject.toml"], "error: not a usable checkpoint: "),
 ]
 USAGE = [  # (args, what stderr says): a usage error -> exit 2, nothing on stdout
     (["train", "--steps", "-5"], "steps"),  # refused by the server (422)
@@ -470,6 +481,25 @@ def test_refused_requests_exit_1_and_usage_errors_exit_2(
     # nothing was created by the refused `train --steps -5`
     page = json.loads(ok(run_cli("jobs", "list", "--json", url=cli_server.url)).stdout)
     assert all(job["config"]["steps"] > 0 for job in page["items"])
+
+
+def test_a_server_url_without_scheme_or_with_v1_is_a_usage_error_with_the_fix(
+    cli_server: Server,
+) -> None:
+    # a real server listens there: without the check these were "unreachable" (3) and a
+    # bare 404 (1)
+    host_port = cli_server.url.split("://", 1)[1]
+    calls = [
+        (["--url", host_port, "jobs", "list"], {"url": cli_server.url}),
+        (["jobs", "list"], {"url": f"{cli_server.url}/v1/"}),
+    ]
+    bare, v1 = (r for r, _ in run_many(calls))
+    for r, fix in ((bare, f"http://{host_port}"), (v1, cli_server.url)):
+        assert r.returncode == 2 and r.stdout == "", show(r)
+        assert f"give {fix!r}" in r.stderr or f"give the server's root, {fix!r}" in r.stderr, show(
+            r
+        )
+        assert "unreachable" not in r.stderr and "Traceback" not in r.stderr, show(r)
 
 
 def test_an_unreachable_server_exits_3_after_retrying() -> None:
@@ -544,6 +574,29 @@ def test_help_works_for_every_command_and_action() -> None:
         assert word in top
     assert "sweep" in top
     assert "Exit codes: 0 ok, 1 job failed or request refused, 2 usage error" in top
+
+
+def test_every_option_has_help_and_the_top_help_shows_the_default_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from curvegan.cli import build_parser
+    from curvegan.client import DEFAULT_URL
+
+    monkeypatch.delenv("CURVEGAN_URL", raising=False)
+    parser = build_parser()
+    missing = []
+
+    def walk(p: argparse.ArgumentParser, path: list[str]) -> None:
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    walk(child, [*path, name])
+            elif not action.help:
+                missing.append(" ".join([*path, *(action.option_strings or [action.dest])]))
+
+    walk(parser, ["curvegan"])
+    assert not missing, f"options without help text: {missing}"
+    assert DEFAULT_URL in " ".join(parser.format_help().split())
 
 
 def test_the_console_script_runs_the_same_command(cli_server: Server, trained: Trained) -> None:
