@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -21,7 +21,16 @@ from ..schemas import (
     SampleResponse,
 )
 from ..storage.base import read_chunks
-from .samples import NPY, sample_response
+from .samples import (
+    FIGURE_RESPONSES,
+    NPY,
+    FigureHeight,
+    FigureN,
+    FigureSeed,
+    FigureWidth,
+    figure_response,
+    sample_response,
+)
 
 router = APIRouter(prefix="/v1/checkpoints", tags=["checkpoints"], route_class=OffloadedJsonRoute)
 Svc = Annotated[Services, Depends(services)]
@@ -76,6 +85,27 @@ async def upload_checkpoint(request: Request, svc: Svc) -> Checkpoint:
 @router.get("/{checkpoint_id}", response_model=Checkpoint, responses=ERRORS)
 def get_checkpoint(checkpoint_id: str, svc: Svc) -> Checkpoint:
     return Checkpoint.of(svc.checkpoints.get(checkpoint_id))
+
+
+@router.get(
+    "/{checkpoint_id}/figure.{fmt}",
+    response_class=Response,
+    responses={**ERRORS, **FIGURE_RESPONSES},
+)
+def checkpoint_figure(
+    checkpoint_id: str,
+    fmt: Literal["png", "svg"],
+    svc: Svc,
+    n: FigureN = 3,
+    seed: FigureSeed = None,
+    width: FigureWidth = 640,
+    height: FigureHeight = 480,
+) -> Response:
+    """The tutorial's figure: ``n`` of the checkpoint's curves between the artist's bounds
+    x^2 and 2x^2+1, with D's accuracy and score when saved, as PNG or SVG."""
+    ck = svc.checkpoints.get(checkpoint_id)
+    title = f"checkpoint {ck.id}, step {ck.step}"
+    return figure_response(svc, ck.id, fmt, n, seed, (width, height), title, ck.metrics)
 
 
 @router.get(

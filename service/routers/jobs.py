@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -29,7 +29,15 @@ from ..schemas import (
     SampleRequest,
 )
 from ..streams import event_stream
-from .samples import sample_response
+from .samples import (
+    FIGURE_RESPONSES,
+    FigureHeight,
+    FigureN,
+    FigureSeed,
+    FigureWidth,
+    figure_response,
+    sample_response,
+)
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=OffloadedJsonRoute)
 Svc = Annotated[Services, Depends(services)]
@@ -156,3 +164,28 @@ def sample_job(job_id: str, body: SampleRequest, request: Request, svc: Svc) -> 
     if job.latest_checkpoint is None:
         raise Conflict(f"job {job_id} ({job.state}) has no checkpoint yet")
     return sample_response(svc, job.latest_checkpoint, body, request)
+
+
+@router.get(
+    "/{job_id}/figure.{fmt}",
+    response_class=Response,
+    responses={**ERRORS, **FIGURE_RESPONSES},
+)
+def job_figure(
+    job_id: str,
+    fmt: Literal["png", "svg"],
+    svc: Svc,
+    n: FigureN = 3,
+    seed: FigureSeed = None,
+    width: FigureWidth = 640,
+    height: FigureHeight = 480,
+) -> Response:
+    """The tutorial's figure from the job's latest checkpoint (409 before it has one), with
+    the job's latest D accuracy and D score written on it, as PNG or SVG."""
+    job = svc.jobs.get(job_id)
+    if job.latest_checkpoint is None:
+        raise Conflict(f"job {job_id} ({job.state}) has no checkpoint yet to draw")
+    title = f"job {job.id} ({job.state}), step {job.step}"
+    return figure_response(
+        svc, job.latest_checkpoint, fmt, n, seed, (width, height), title, job.metrics
+    )

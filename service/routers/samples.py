@@ -1,11 +1,17 @@
-"""The response of both sampling routes: JSON, or .npy when the client asks for it."""
+"""The responses of the sampling routes: JSON, or .npy when the client asks for it, and
+figures (PNG or SVG) of a few curves."""
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 import orjson
-from fastapi import Request, Response
+from fastapi import Query, Request, Response
+
+from gan_engine.config import MAX_SEED
 
 from ..deps import Services
+from ..figures import MEDIA_TYPES, FigureText, Format, render
 from ..schemas import SampleRequest
 
 NPY = "application/x-npy"
@@ -36,3 +42,43 @@ def sample_response(
         option=orjson.OPT_SERIALIZE_NUMPY,
     )
     return Response(content, media_type="application/json")
+
+
+# A few curves are a figure; past this many the lines hide the bounds.
+MAX_FIGURE_CURVES = 64
+# Pixels each way: below 160 the legend covers the plot; at 2000 x 2000 (4 MP) a PNG of
+# 64 curves takes ~0.2 s to draw, one core's worth that a larger bound would multiply.
+MIN_FIGURE_PX, MAX_FIGURE_PX = 160, 2000
+FigureN = Annotated[int, Query(ge=1, le=MAX_FIGURE_CURVES, description="curves drawn, 1..64")]
+FigureSeed = Annotated[
+    int | None, Query(ge=0, le=MAX_SEED, description="same seed, same curves; random when unset")
+]
+FigureWidth = Annotated[int, Query(ge=MIN_FIGURE_PX, le=MAX_FIGURE_PX, description="pixels")]
+FigureHeight = Annotated[int, Query(ge=MIN_FIGURE_PX, le=MAX_FIGURE_PX, description="pixels")]
+FIGURE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"image/png": {}, "image/svg+xml": {}},
+        "description": "the figure; the checkpoint and seed drawn as X-Curvegan-* headers",
+    }
+}
+
+
+def figure_response(
+    svc: Services,
+    checkpoint_id: str,
+    fmt: Format,
+    n: int,
+    seed: int | None,
+    size: tuple[int, int],
+    title: str,
+    metrics: dict[str, float] | None,
+) -> Response:
+    """``n`` curves of a checkpoint drawn over the artist's bounds; run in a worker thread."""
+    samples = svc.checkpoints.sample(checkpoint_id, SampleRequest(n=n, seed=seed))
+    metrics = metrics or {}
+    text = FigureText(title, metrics.get("d_accuracy"), metrics.get("d_score"))
+    image = render(samples.x, samples.curves, text, fmt, *size)
+    headers = {"X-Curvegan-Checkpoint": checkpoint_id}
+    if samples.seed is not None:
+        headers["X-Curvegan-Seed"] = str(samples.seed)
+    return Response(image, media_type=MEDIA_TYPES[fmt], headers=headers)
