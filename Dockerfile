@@ -25,9 +25,10 @@ COPY pyproject.toml README.md ./
 COPY curvegan ./curvegan
 COPY gan_engine ./gan_engine
 COPY service ./service
-# The same extra CI installs: the client plus the engine and the service. DL3013 (pin
-# versions in pip) misreads the local project '.[server]' as an unpinned PyPI name; the
-# versions that matter are pinned in pyproject.toml (torch==2.13.0).
+# What `make run` installs (the Makefile adds dev tools only for `make test`): the client,
+# the engine and the service, torch from the CPU index above. DL3013 (pin versions in pip)
+# misreads the local project '.[server]' as an unpinned PyPI name; the versions that matter
+# are pinned in pyproject.toml (torch==2.13.0).
 # hadolint ignore=DL3013
 RUN pip install --no-cache-dir '.[server]'
 
