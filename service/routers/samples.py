@@ -74,7 +74,8 @@ def figure_response(
     metrics: dict[str, float] | None,
 ) -> Response:
     """``n`` curves of a checkpoint drawn over the artist's bounds; run in a worker thread."""
-    samples = svc.checkpoints.sample(checkpoint_id, SampleRequest(n=n, seed=seed))
+    # Straight from the sampler: n is the route's bound (64), not CURVEGAN_MAX_SAMPLES's.
+    samples = svc.checkpoints.sampler(checkpoint_id).sample(n, seed=seed)
     metrics = metrics or {}
     text = FigureText(title, metrics.get("d_accuracy"), metrics.get("d_score"))
     image = render(samples.x, samples.curves, text, fmt, *size)

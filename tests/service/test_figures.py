@@ -26,7 +26,8 @@ from tests.conftest import Server, wait_for_state
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 OCTET = {"content-type": "application/octet-stream"}
 FINAL = {"succeeded", "failed", "cancelled"}
-SERVER_ENV = {"CURVEGAN_MAX_CONCURRENT_JOBS": "1"}
+# A figure's n has its own bound (64): a server that samples at most 2 curves draws 4.
+SERVER_ENV = {"CURVEGAN_MAX_CONCURRENT_JOBS": "1", "CURVEGAN_MAX_SAMPLES": "2"}
 X = x_grid(15).numpy()
 
 
