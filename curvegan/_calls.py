@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import struct
 import time
 import uuid
 from collections.abc import Callable
@@ -322,6 +323,31 @@ def delete_checkpoint(checkpoint_id: str) -> Call:
 
 
 # ---------------------------------------------------------------- sampling
+def x_grid(n_points: int) -> list[float]:
+    """Where every curve is drawn: the engine's float32 grid (gan_engine.data.x_grid),
+    computed the same way, symmetric, so x[n // 2] is exactly 0.0; each value as the server's
+    JSON writes it (float32's shortest decimal), so .npy and JSON answers carry one grid."""
+    if n_points == 1:
+        return [-1.0]
+    half = (n_points - 1) / 2
+    return [_shortest_f32((i - half) / half) for i in range(n_points)]
+
+
+def _f32(value: float) -> float:
+    # Rounded to float32 through struct: numpy is optional for the client.
+    return float(struct.unpack("f", struct.pack("f", value))[0])
+
+
+def _shortest_f32(value: float) -> float:
+    """The shortest decimal that reads back as ``value``'s float32 (what orjson writes)."""
+    target = _f32(value)
+    for digits in range(1, 10):  # 9 significant digits always round-trip a float32
+        text = f"{target:.{digits}g}"
+        if _f32(float(text)) == target:
+            return float(text)
+    return target  # pragma: no cover - unreachable: 9 digits suffice
+
+
 def sample(path: str, owner: str | None, n: int | None, seed: int | None, z: Any) -> Call:
     body: dict[str, Any] = {}
     if z is not None:
@@ -347,7 +373,7 @@ def sample(path: str, owner: str | None, n: int | None, seed: int | None, z: Any
         if resp.headers.get("content-type", "").startswith(NPY):
             curves = np.load(io.BytesIO(resp.content), allow_pickle=False)
             header_seed = resp.headers.get("x-curvegan-seed") or None
-            x = np.linspace(-1.0, 1.0, curves.shape[1], dtype=np.float32).tolist()
+            x = x_grid(curves.shape[1])
             return Samples(
                 checkpoint_id=resp.headers.get("x-curvegan-checkpoint") or owner,
                 x=x,
@@ -376,6 +402,43 @@ def sample_checkpoint(checkpoint_id: str, n: int | None, seed: int | None, z: An
 
 def sample_job(job_id: str, n: int | None, seed: int | None, z: Any) -> Call:
     return sample(f"/v1/jobs/{_id('job_id', job_id)}/samples", None, n, seed, z)
+
+
+# ---------------------------------------------------------------- figures
+FIGURE_FORMATS = ("png", "svg")
+MAX_FIGURE_CURVES = 64  # the server's bound (service/routers/samples.py)
+
+
+def figure_format(path: str | Path) -> str:
+    """A figure's format from its file name's suffix: .png or .svg."""
+    fmt = Path(path).suffix.lower().lstrip(".")
+    if fmt not in FIGURE_FORMATS:
+        raise UsageError(f"the figure's file must end in .png or .svg, got {str(path)!r}")
+    return fmt
+
+
+def _figure(path: str, fmt: str, n: int, seed: int | None, size: tuple[int, int]) -> Call:
+    if fmt not in FIGURE_FORMATS:
+        raise UsageError(f"fmt must be one of {', '.join(FIGURE_FORMATS)}, got {fmt!r}")
+    params: dict[str, Any] = {
+        "n": _int("n", n, 1, MAX_FIGURE_CURVES),
+        "width": _int("width", size[0], 160, 2000),
+        "height": _int("height", size[1], 160, 2000),
+    }
+    if seed is not None:
+        params["seed"] = _int("seed", seed, 0, MAX_SEED)
+    # Drawing changes nothing on the server: safe to retry.
+    return Call("GET", f"{path}/figure.{fmt}", lambda r: r.content, params=params, idempotent=True)
+
+
+def checkpoint_figure(
+    checkpoint_id: str, fmt: str, n: int, seed: int | None, size: tuple[int, int]
+) -> Call:
+    return _figure(f"/v1/checkpoints/{_id('checkpoint_id', checkpoint_id)}", fmt, n, seed, size)
+
+
+def job_figure(job_id: str, fmt: str, n: int, seed: int | None, size: tuple[int, int]) -> Call:
+    return _figure(f"/v1/jobs/{_id('job_id', job_id)}", fmt, n, seed, size)
 
 
 # ---------------------------------------------------------------- server-sent events

@@ -235,6 +235,20 @@ class AsyncClient:
     ) -> Samples:
         return await self._send(calls.sample_job(job_id, n, seed, z))
 
+    async def job_figure(
+        self,
+        job_id: str,
+        fmt: str = "png",
+        *,
+        n: int = 3,
+        seed: int | None = None,
+        width: int = 640,
+        height: int = 480,
+    ) -> bytes:
+        """The tutorial's figure (``fmt`` png or svg) of ``n`` curves from the job's latest
+        checkpoint, with its latest D accuracy and score: the image's bytes."""
+        return await self._send(calls.job_figure(job_id, fmt, n, seed, (width, height)))
+
     # ------------------------------------------------------------ sweeps
     async def create_sweep(
         self,
@@ -345,6 +359,22 @@ class AsyncClient:
     ) -> Samples:
         """``n`` curves (or one per row of ``z``); a numpy array when numpy is installed."""
         return await self._send(calls.sample_checkpoint(checkpoint_id, n, seed, z))
+
+    async def checkpoint_figure(
+        self,
+        checkpoint_id: str,
+        fmt: str = "png",
+        *,
+        n: int = 3,
+        seed: int | None = None,
+        width: int = 640,
+        height: int = 480,
+    ) -> bytes:
+        """The tutorial's figure (``fmt`` png or svg) of ``n`` of the checkpoint's curves
+        between the artist's bounds: the image's bytes."""
+        return await self._send(
+            calls.checkpoint_figure(checkpoint_id, fmt, n, seed, (width, height))
+        )
 
     # ------------------------------------------------------------ operations
     async def health(self) -> bool:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from ._calls import figure_format
 from .client import DEFAULT_URL, Client
 from .errors import (
     ApiError,
@@ -373,6 +374,23 @@ def cmd_checkpoints(args: argparse.Namespace, api: Client, out: TextIO, err: Tex
     return OK
 
 
+def cmd_plot(args: argparse.Namespace, api: Client, out: TextIO, err: TextIO) -> int:
+    fmt = figure_format(args.output)
+    kw: dict[str, Any] = dict(n=args.n, seed=args.seed, width=args.width, height=args.height)
+    # Ids say what they name: job_<hex> for jobs, ck_<hex> for checkpoints.
+    if args.id.startswith("job_"):
+        image = api.job_figure(args.id, fmt, **kw)
+    elif args.id.startswith("ck_"):
+        image = api.checkpoint_figure(args.id, fmt, **kw)
+    else:
+        raise UsageError(
+            f"ID must be a job id (job_...) or a checkpoint id (ck_...), got {args.id!r}"
+        )
+    Path(args.output).write_bytes(image)
+    print(args.output, file=out)
+    return OK
+
+
 def cmd_sample(args: argparse.Namespace, api: Client, out: TextIO, err: TextIO) -> int:
     if (args.checkpoint is None) == (args.job is None):
         raise UsageError("give a CHECKPOINT id or --job JOB_ID (one of them)")
@@ -407,7 +425,9 @@ def cmd_sample(args: argparse.Namespace, api: Client, out: TextIO, err: TextIO) 
             stream.write("\n")
         else:
             writer = csv.writer(stream)
-            writer.writerow([f"y{i}" for i in range(len(samples.x))])
+            # The header is the x grid, a column per x (exact float32 values): each row is
+            # one curve's y at those x.
+            writer.writerow([repr(float(v)) for v in samples.x])
             writer.writerows(curves)
     finally:
         if stream is not out:
@@ -837,6 +857,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.add_argument("-o", "--output", help="write to this file instead of stdout")
     sample.set_defaults(func=cmd_sample)
+
+    plot = sub.add_parser(
+        "plot", help="draw a job's or checkpoint's curves between the artist's bounds"
+    )
+    plot.add_argument(
+        "id", metavar="JOB|CHECKPOINT", help="a job id (its latest checkpoint) or a checkpoint id"
+    )
+    plot.add_argument("-o", "--output", required=True, help="the figure's file: .png or .svg")
+    plot.add_argument("-n", type=int, default=3, help="number of curves, 1..64 (default 3)")
+    plot.add_argument("--seed", type=int, help="same seed, same curves")
+    plot.add_argument("--width", type=int, default=640, help="pixels (default 640)")
+    plot.add_argument("--height", type=int, default=480, help="pixels (default 480)")
+    plot.set_defaults(func=cmd_plot)
     return parser
 
 

@@ -223,6 +223,20 @@ class Client:
     ) -> Samples:
         return self._send(calls.sample_job(job_id, n, seed, z))
 
+    def job_figure(
+        self,
+        job_id: str,
+        fmt: str = "png",
+        *,
+        n: int = 3,
+        seed: int | None = None,
+        width: int = 640,
+        height: int = 480,
+    ) -> bytes:
+        """The tutorial's figure (``fmt`` png or svg) of ``n`` curves from the job's latest
+        checkpoint, with its latest D accuracy and score: the image's bytes."""
+        return self._send(calls.job_figure(job_id, fmt, n, seed, (width, height)))
+
     # ------------------------------------------------------------ sweeps
     def create_sweep(
         self,
@@ -330,6 +344,20 @@ class Client:
     ) -> Samples:
         """``n`` curves (or one per row of ``z``); a numpy array when numpy is installed."""
         return self._send(calls.sample_checkpoint(checkpoint_id, n, seed, z))
+
+    def checkpoint_figure(
+        self,
+        checkpoint_id: str,
+        fmt: str = "png",
+        *,
+        n: int = 3,
+        seed: int | None = None,
+        width: int = 640,
+        height: int = 480,
+    ) -> bytes:
+        """The tutorial's figure (``fmt`` png or svg) of ``n`` of the checkpoint's curves
+        between the artist's bounds: the image's bytes."""
+        return self._send(calls.checkpoint_figure(checkpoint_id, fmt, n, seed, (width, height)))
 
     # ------------------------------------------------------------ operations
     def health(self) -> bool:

@@ -10,8 +10,16 @@ A_LOW, A_HIGH = 1.0, 2.0
 
 
 def x_grid(n_points: int) -> torch.Tensor:
-    """The fixed x positions every curve is drawn at, shape (n_points,)."""
-    return torch.linspace(-1.0, 1.0, n_points)
+    """The fixed x positions every curve is drawn at, shape (n_points,): the tutorial's
+    linspace(-1, 1, n_points) in float32, computed symmetric so that the middle point is
+    exactly 0.0 (torch.linspace's float32 steps leave -4.47e-08 there). The client computes
+    the same grid (curvegan/_calls.py x_grid); a test holds them equal bit for bit."""
+    if n_points == 1:
+        return torch.tensor([-1.0])
+    half = (n_points - 1) / 2
+    # (i - half) / half in float64, then rounded once: exact at -1, 0 and 1, and x[i] == -x[-1-i].
+    i = torch.arange(n_points, dtype=torch.float64)
+    return ((i - half) / half).to(torch.float32)
 
 
 def artist_works(batch_size: int, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

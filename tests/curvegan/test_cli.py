@@ -14,12 +14,15 @@ import json
 import os
 import pty
 import re
+import struct
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -294,10 +297,49 @@ def test_sample_csv_has_a_header_and_a_row_per_curve(
 ) -> None:
     r = ok(cli("sample", trained.checkpoint, "-n", "3", "--seed", "1", "--format", "csv"))
     rows = list(csv.reader(io.StringIO(r.stdout)))
-    assert rows[0] == [f"y{i}" for i in range(15)]
-    assert len(rows) == 4 and all(len(row) == 15 for row in rows[1:])
     js = json.loads(sample1.stdout)
+    # The header is the x grid, exactly: a column per x, a row per curve.
+    assert [float(v) for v in rows[0]] == js["x"]
+    assert len(rows) == 4 and all(len(row) == 15 for row in rows[1:])
     assert [[float(v) for v in row] for row in rows[1:]] == js["curves"]
+
+
+def test_sample_x_grid_is_the_servers_exactly(
+    cli_server: Server, trained: Trained, sample1: Run
+) -> None:
+    """The CLI gets .npy and computes x itself; the server's JSON carries its x: one grid,
+    bit for bit (x[7] was -4.47e-08 in the JSON and 0.0 in the client)."""
+    r = httpx.post(
+        f"{cli_server.url}/v1/checkpoints/{trained.checkpoint}/samples",
+        json={"n": 1, "seed": 1},
+        headers={"Accept": "application/json"},
+    )
+    assert r.status_code == 200, r.text
+    served = r.json()["x"]
+    assert json.loads(sample1.stdout)["x"] == served
+    assert served[7] == 0.0 and served == [-v for v in reversed(served)]
+
+
+def test_plot_writes_the_figure_its_suffix_names(
+    cli: Callable[..., Run], trained: Trained, tmp_path: Path
+) -> None:
+    png = tmp_path / "ck.png"
+    r = ok(cli("plot", trained.checkpoint, "-o", str(png), "-n", "4", "--width", "400"))
+    assert r.stdout == f"{png}\n"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">II", png.read_bytes()[16:24]) == (400, 480)  # IHDR width, height
+    svg = tmp_path / "job.svg"
+    ok(cli("plot", trained.job_id, "-o", str(svg), "--seed", "3"))
+    root = ET.fromstring(svg.read_bytes())
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    ids = {g.get("id") for g in root.iter("{http://www.w3.org/2000/svg}g")}
+    assert {"curve-0", "curve-1", "curve-2", "bound-low", "bound-high"} <= ids
+    assert "curve-3" not in ids
+    bad = cli("plot", trained.checkpoint, "-o", str(tmp_path / "fig.gif"))
+    assert bad.returncode == 2 and ".png or .svg" in bad.stderr, show(bad)
+    assert not (tmp_path / "fig.gif").exists()
+    missing = cli("plot", "ck_nosuch", "-o", str(tmp_path / "none.png"))
+    assert missing.returncode == 1 and not (tmp_path / "none.png").exists(), show(missing)
 
 
 def test_sample_npy_writes_a_float32_array(
