@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uvicorn
 
+from . import logs
 from .http_limits import BoundedHttpToolsProtocol
 from .settings import Settings
 
 
 def main() -> None:
     settings = Settings()
+    logs.configure(settings.log_level)
     uvicorn.run(
         "service.main:app",
         host=settings.host,

@@ -18,6 +18,7 @@ from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event, Semaphore
 from typing import Any
 
+from ..logs import configure as configure_logs
 from ..settings import Settings
 from ..store import Store
 from .base import recover_lapsed
@@ -156,6 +157,8 @@ def pool_worker_main(
     # Ctrl-C in a terminal reaches the whole process group: the server then stops its workers
     # in order (save, back to the queue), which a KeyboardInterrupt here would cut short.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # a spawned process starts with logging unconfigured: its job lines would be lost
+    configure_logs(settings.log_level)
     if settings.worker_nice:
         os.nice(settings.worker_nice)
     from ..storage import make_storage

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from .. import logs
 from ..domain import METRIC_FIELDS, JobRecord, JobState, Lease, Requests
 from .clock import db_now
 from .rows import JOB_SELECT, Engines, LeaseLost, job_record
@@ -66,7 +67,8 @@ class LeaseQueries(Engines):
             if done.rowcount != 1:
                 return None
             job = job_record(conn.execute(JOB_SELECT.where(jobs.c.id == job_id)).one())
-            return Lease(job_id, worker_id, job.attempt), job
+        logs.job_started(job.id, worker_id, job.attempt, job.step)
+        return Lease(job_id, worker_id, job.attempt), job
 
     def claim_siblings(
         self,
@@ -125,7 +127,9 @@ class LeaseQueries(Engines):
                 job = job_record(row)
                 if job.state is JobState.RUNNING:
                     out.append((Lease(job.id, worker_id, job.attempt), job))
-            return out
+        for _, job in out:
+            logs.job_started(job.id, worker_id, job.attempt, job.step)
+        return out
 
     def renew(self, lease: Lease, lease_s: float) -> Requests:
         """Extends the lease; returns what the API asks of the job. Raises LeaseLost."""
@@ -236,6 +240,14 @@ class LeaseQueries(Engines):
                 finished_at=time.time(),
                 lease_expires_at=None,
             )
+            row = conn.execute(
+                sa.select(jobs.c.step, jobs.c.metrics, jobs.c.quality).where(
+                    jobs.c.id == lease.job_id
+                )
+            ).one()
+        logs.job_ended(
+            lease.job_id, to.value, logs.figures(row.step, row.metrics, row.quality), error
+        )
 
     def release(self, lease: Lease) -> JobState:
         """The worker stops without finishing (suspended): back to the queue, or cancelled
