@@ -63,6 +63,8 @@ def test_async_create_wait_sample_and_checkpoints(shared_server: Server) -> None
                 "b": await api.sample(ck, 4, seed=3),
                 "z": await api.sample(ck, z=np.zeros((2, 5))),
                 "by_job": await api.sample_job(created.id, 4, seed=3),
+                "svg": await api.checkpoint_figure(ck, "svg", n=2, seed=1),
+                "png": await api.job_figure(created.id, n=1, width=300, height=200),
                 "rows": await api.job_metrics(created.id),
                 "events": [e async for e in api.iter_events(created.id)],
                 "listed": await api.list_jobs(state="succeeded"),
@@ -93,6 +95,10 @@ def test_async_create_wait_sample_and_checkpoints(shared_server: Server) -> None
     np.testing.assert_array_equal(r["by_job"].curves, a.curves)
     assert a.seed == 3 and a.checkpoint_id == final.latest_checkpoint
     assert r["z"].curves.shape == (2, 15) and r["z"].seed is None
+    assert r["svg"].startswith(b"<?xml") and b'id="curve-1"' in r["svg"]
+    assert b'id="curve-2"' not in r["svg"]
+    png = r["png"]
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[16:24] == bytes.fromhex("0000012c000000c8")
 
     assert all(isinstance(row, MetricRow) for row in r["rows"])
     assert [row.step for row in r["rows"]] == [100, 200]
@@ -167,6 +173,8 @@ ASYNC_BAD_CALLS: dict[str, Callable[[AsyncClient], Awaitable[Any]]] = {
     "wait timeout=0": lambda a: a.wait("job_x", timeout=0),
     "iter_events since_step=-1": lambda a: _drain(a.iter_events("job_x", since_step=-1)),
     "upload empty": lambda a: a.upload_checkpoint(b""),
+    "job_figure svgz": lambda a: a.job_figure("job_x", "svgz"),
+    "checkpoint_figure seed=-1": lambda a: a.checkpoint_figure("ck_x", seed=-1),
 }
 
 

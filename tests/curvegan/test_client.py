@@ -431,6 +431,11 @@ BAD_CALLS: dict[str, Callable[[Client], Any]] = {
     "create_job empty preset": lambda a: a.create_job(preset=""),
     "upload empty bytes": lambda a: a.upload_checkpoint(b""),
     "upload missing file": lambda a: a.upload_checkpoint(Path("/nonexistent/ck.safetensors")),
+    "checkpoint_figure gif": lambda a: a.checkpoint_figure("ck_x", "gif"),
+    "checkpoint_figure n=0": lambda a: a.checkpoint_figure("ck_x", n=0),
+    "checkpoint_figure n=65": lambda a: a.checkpoint_figure("ck_x", n=65),
+    "job_figure width=100": lambda a: a.job_figure("job_x", width=100),
+    "job_figure ../x": lambda a: a.job_figure("../x"),
 }
 
 
