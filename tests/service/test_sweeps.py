@@ -255,7 +255,10 @@ def test_idempotency_key(mc: httpx.Client) -> None:
 
 # ----------------------------------------------------------------------------- a real sweep
 def test_small_sweep_succeeds_with_its_best_member_and_streams(mc: httpx.Client) -> None:
-    sweep = post_sweep(mc, {"name": "real", "config": SMALL, "vary": {"seed": [1, 2, 3]}})
+    # Batch 1024: ~2 s of training, so the 0.2 s polls see progress between the first frame
+    # and the last (at batch 64 the population trains 300 steps within one poll).
+    config = {**SMALL, "batch_size": 1024}
+    sweep = post_sweep(mc, {"name": "real", "config": config, "vary": {"seed": [1, 2, 3]}})
     frames = sse_frames(mc, f"/v1/sweeps/{sweep['id']}/events")
     assert frames and all(event == "sweep" for event, _ in frames), frames
     first, last = frames[0][1], frames[-1][1]
