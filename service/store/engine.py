@@ -42,7 +42,7 @@ def _with_psycopg(url: sa.URL) -> sa.URL:
 def _switch_to_wal(cursor: Any) -> None:
     # Processes opening a new file at once (several servers, or workers, starting together)
     # race to switch it to WAL; SQLite can answer the loser "database is locked" at once,
-    # without the busy handler (seen in 1 of ~10 runs of 4 migrating processes).
+    # without the busy handler (it failed a test of 4 migrating processes once under load).
     for attempt in range(50):
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
