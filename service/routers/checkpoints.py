@@ -9,7 +9,6 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from ..deps import Services, services
-from ..domain import PayloadTooLarge
 from ..intake import OffloadedJsonRoute
 from ..schemas import (
     MAX_OFFSET,
@@ -65,20 +64,9 @@ def list_checkpoints(
 )
 async def upload_checkpoint(request: Request, svc: Svc) -> Checkpoint:
     """Loads a checkpoint made elsewhere: the safetensors file as the raw request body."""
-    limit = svc.settings.max_upload_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
-            f"body is {declared} bytes; the limit is {limit} (CURVEGAN_MAX_UPLOAD_BYTES)"
-        )
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:  # stop reading: a chunked upload gives no length up front
-            raise PayloadTooLarge(
-                f"body exceeds the limit of {limit} bytes (CURVEGAN_MAX_UPLOAD_BYTES)"
-            )
-    row = await run_in_threadpool(svc.checkpoints.upload, bytes(body))
+    # RequestGate bounds this body by CURVEGAN_MAX_UPLOAD_BYTES, declared or streamed.
+    body = await request.body()
+    row = await run_in_threadpool(svc.checkpoints.upload, body)
     return Checkpoint.of(row)
 
 
