@@ -23,10 +23,7 @@ from ..storage.base import read_chunks
 from .samples import (
     FIGURE_RESPONSES,
     NPY,
-    FigureHeight,
-    FigureN,
-    FigureSeed,
-    FigureWidth,
+    FigureQuery,
     figure_response,
     sample_response,
 )
@@ -84,16 +81,13 @@ def checkpoint_figure(
     checkpoint_id: str,
     fmt: Literal["png", "svg"],
     svc: Svc,
-    n: FigureN = 3,
-    seed: FigureSeed = None,
-    width: FigureWidth = 640,
-    height: FigureHeight = 480,
+    query: Annotated[FigureQuery, Depends()],
 ) -> Response:
     """The tutorial's figure: ``n`` of the checkpoint's curves between the artist's bounds
     x^2 and 2x^2+1, with D's accuracy and score when saved, as PNG or SVG."""
     ck = svc.checkpoints.get(checkpoint_id)
     title = f"checkpoint {ck.id}, step {ck.step}"
-    return figure_response(svc, ck.id, fmt, n, seed, (width, height), title, ck.metrics)
+    return figure_response(svc, ck.id, fmt, query, title, ck.metrics)
 
 
 @router.get(

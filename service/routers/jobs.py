@@ -31,10 +31,7 @@ from ..schemas import (
 from ..streams import event_stream
 from .samples import (
     FIGURE_RESPONSES,
-    FigureHeight,
-    FigureN,
-    FigureSeed,
-    FigureWidth,
+    FigureQuery,
     figure_response,
     sample_response,
 )
@@ -175,10 +172,7 @@ def job_figure(
     job_id: str,
     fmt: Literal["png", "svg"],
     svc: Svc,
-    n: FigureN = 3,
-    seed: FigureSeed = None,
-    width: FigureWidth = 640,
-    height: FigureHeight = 480,
+    query: Annotated[FigureQuery, Depends()],
 ) -> Response:
     """The tutorial's figure from the job's latest checkpoint (409 before it has one), with
     the job's latest D accuracy and D score written on it, as PNG or SVG."""
@@ -186,6 +180,4 @@ def job_figure(
     if job.latest_checkpoint is None:
         raise Conflict(f"job {job_id} ({job.state}) has no checkpoint yet to draw")
     title = f"job {job.id} ({job.state}), step {job.step}"
-    return figure_response(
-        svc, job.latest_checkpoint, fmt, n, seed, (width, height), title, job.metrics
-    )
+    return figure_response(svc, job.latest_checkpoint, fmt, query, title, job.metrics)

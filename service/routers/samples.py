@@ -3,6 +3,7 @@ figures (PNG or SVG) of a few curves."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
@@ -49,12 +50,21 @@ MAX_FIGURE_CURVES = 64
 # Pixels each way: below 160 the legend covers the plot; at 2000 x 2000 (4 MP) a PNG of
 # 64 curves takes ~0.2 s to draw, one core's worth that a larger bound would multiply.
 MIN_FIGURE_PX, MAX_FIGURE_PX = 160, 2000
-FigureN = Annotated[int, Query(ge=1, le=MAX_FIGURE_CURVES, description="curves drawn, 1..64")]
-FigureSeed = Annotated[
-    int | None, Query(ge=0, le=MAX_SEED, description="same seed, same curves; random when unset")
-]
-FigureWidth = Annotated[int, Query(ge=MIN_FIGURE_PX, le=MAX_FIGURE_PX, description="pixels")]
-FigureHeight = Annotated[int, Query(ge=MIN_FIGURE_PX, le=MAX_FIGURE_PX, description="pixels")]
+
+
+@dataclass(frozen=True)
+class FigureQuery:
+    """A figure route's query parameters (jobs' and checkpoints' take the same)."""
+
+    n: Annotated[int, Query(ge=1, le=MAX_FIGURE_CURVES, description="curves drawn, 1..64")] = 3
+    seed: Annotated[
+        int | None,
+        Query(ge=0, le=MAX_SEED, description="same seed, same curves; random when unset"),
+    ] = None
+    width: Annotated[int, Query(ge=MIN_FIGURE_PX, le=MAX_FIGURE_PX, description="pixels")] = 640
+    height: Annotated[int, Query(ge=MIN_FIGURE_PX, le=MAX_FIGURE_PX, description="pixels")] = 480
+
+
 FIGURE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {"image/png": {}, "image/svg+xml": {}},
@@ -67,18 +77,16 @@ def figure_response(
     svc: Services,
     checkpoint_id: str,
     fmt: Format,
-    n: int,
-    seed: int | None,
-    size: tuple[int, int],
+    query: FigureQuery,
     title: str,
     metrics: dict[str, float] | None,
 ) -> Response:
     """``n`` curves of a checkpoint drawn over the artist's bounds; run in a worker thread."""
     # Straight from the sampler: n is the route's bound (64), not CURVEGAN_MAX_SAMPLES's.
-    samples = svc.checkpoints.sampler(checkpoint_id).sample(n, seed=seed)
+    samples = svc.checkpoints.sampler(checkpoint_id).sample(query.n, seed=query.seed)
     metrics = metrics or {}
     text = FigureText(title, metrics.get("d_accuracy"), metrics.get("d_score"))
-    image = render(samples.x, samples.curves, text, fmt, *size)
+    image = render(samples.x, samples.curves, text, fmt, query.width, query.height)
     headers = {"X-Curvegan-Checkpoint": checkpoint_id}
     if samples.seed is not None:
         headers["X-Curvegan-Seed"] = str(samples.seed)
