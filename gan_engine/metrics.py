@@ -41,39 +41,28 @@ def fit_a(curves: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Te
 
 
 def w1_to_uniform(values: torch.Tensor, low: float = A_LOW, high: float = A_HIGH) -> float:
-    """Exact W1 distance between the empirical distribution of ``values`` and U(low, high).
-
-    W1 = integral over p in [0, 1] of |Q_emp(p) - Q_U(p)|; on each quantile step
-    [(i-1)/n, i/n) Q_emp is the i-th smallest value, so every piece integrates in closed form.
-    """
-    n = values.numel()
-    if n == 0:
-        raise ValueError("w1_to_uniform needs at least one value")
-    width = high - low
-    c = (torch.sort(values.double().flatten()).values - low) / width  # in U(0, 1) units
-    left = torch.arange(n, dtype=torch.float64) / n
-    right = left + 1.0 / n
-    below = ((right - c) ** 2 - (left - c) ** 2) / 2  # c <= left: p - c > 0 on the piece
-    above = ((c - left) ** 2 - (c - right) ** 2) / 2  # c >= right
-    inside = ((c - left) ** 2 + (right - c) ** 2) / 2  # the piece straddles c
-    piece = torch.where(c <= left, below, torch.where(c >= right, above, inside))
-    return float(piece.sum() * width)
+    """Exact W1 distance between the empirical distribution of ``values`` and U(low, high)."""
+    return float(w1_to_uniform_rows(values.flatten().unsqueeze(0), low, high)[0])
 
 
 def w1_to_uniform_rows(
     values: torch.Tensor, low: float = A_LOW, high: float = A_HIGH
 ) -> torch.Tensor:
-    """``w1_to_uniform`` of each row of a (k, n) tensor at once (float64, shape (k,))."""
+    """``w1_to_uniform`` of each row of a (k, n) tensor at once (float64, shape (k,)).
+
+    W1 = integral over p in [0, 1] of |Q_emp(p) - Q_U(p)|; on each quantile step
+    [(i-1)/n, i/n) Q_emp is the i-th smallest value, so every piece integrates in closed form.
+    """
     n = values.shape[1]
     if n == 0:
         raise ValueError("w1_to_uniform needs at least one value")
     width = high - low
-    c = (torch.sort(values.double(), dim=1).values - low) / width
+    c = (torch.sort(values.double(), dim=1).values - low) / width  # in U(0, 1) units
     left = torch.arange(n, dtype=torch.float64, device=values.device) / n
     right = left + 1.0 / n
-    below = ((right - c) ** 2 - (left - c) ** 2) / 2
-    above = ((c - left) ** 2 - (c - right) ** 2) / 2
-    inside = ((c - left) ** 2 + (right - c) ** 2) / 2
+    below = ((right - c) ** 2 - (left - c) ** 2) / 2  # c <= left: p - c > 0 on the piece
+    above = ((c - left) ** 2 - (c - right) ** 2) / 2  # c >= right
+    inside = ((c - left) ** 2 + (right - c) ** 2) / 2  # the piece straddles c
     piece = torch.where(c <= left, below, torch.where(c >= right, above, inside))
     return piece.sum(dim=1) * width
 
