@@ -1,6 +1,7 @@
-"""Refresh the Swagger UI and ReDoc files that /docs and /redoc serve (service/static/vendor):
-they come from the npm registry's tarballs, checked against the registry's integrity hash, so
-the docs render with no internet. Run: python scripts/vendor_assets.py [--swagger V] [--redoc V]
+"""Refresh the Swagger UI and ReDoc files that /docs and /redoc serve, and uPlot, the one chart
+library the dashboard (/) loads (service/static/vendor): they come from the npm registry's
+tarballs, checked against the registry's integrity hash, so the pages render with no internet.
+Run: python scripts/vendor_assets.py [--swagger V] [--redoc V] [--uplot V]
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 REGISTRY = "https://registry.npmjs.org"
 VENDOR = Path(__file__).resolve().parent.parent / "service" / "static" / "vendor"
 # ReDoc stays on 2.x: FastAPI's get_redoc_html writes the <redoc spec-url> tag 2.x reads.
-DEFAULTS = {"swagger-ui-dist": "5.35.0", "redoc": "2.5.2"}
+# uPlot: MIT, ~50 KB, draws 10 000-point histories on a canvas without a framework.
+DEFAULTS = {"swagger-ui-dist": "5.35.0", "redoc": "2.5.2", "uplot": "1.6.32"}
 # package -> (directory under VENDOR, files taken from the tarball's package/ folder)
 FILES = {
     "swagger-ui-dist": (
@@ -36,6 +38,8 @@ FILES = {
         "redoc",
         ["bundles/redoc.standalone.js", "LICENSE", "bundles/redoc.standalone.js.LICENSE.txt"],
     ),
+    # The IIFE build: a plain <script> defines window.uPlot, no bundler needed.
+    "uplot": ("uplot", ["dist/uPlot.iife.min.js", "dist/uPlot.min.css", "LICENSE"]),
 }
 
 
@@ -73,10 +77,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--swagger", default=DEFAULTS["swagger-ui-dist"])
     parser.add_argument("--redoc", default=DEFAULTS["redoc"])
+    parser.add_argument("--uplot", default=DEFAULTS["uplot"])
     args = parser.parse_args()
     record = {
         "swagger-ui-dist": fetch("swagger-ui-dist", args.swagger),
         "redoc": fetch("redoc", args.redoc),
+        "uplot": fetch("uplot", args.uplot),
     }
     (VENDOR / "vendored.json").write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))
