@@ -10,6 +10,7 @@ import torch
 from fastapi import Depends, FastAPI
 
 from .catalog import CheckpointService
+from .dashboard import install_dashboard
 from .deps import Services, require_api_key
 from .docs_ui import install_docs
 from .errors import install_error_handlers
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(checkpoints.router, dependencies=auth)
     app.include_router(ops.router)
     install_docs(app)
+    install_dashboard(app)
     # Before any route reads a body: the key, then the body's size (intake.py).
     app.add_middleware(
         RequestGate,

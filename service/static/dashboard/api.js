@@ -1,0 +1,143 @@
+// Every /v1 call goes through here: the API key (asked once on a 401, kept in
+// sessionStorage) rides in the Authorization header, never in a URL, and error bodies
+// ({"error","message","field"}) become ApiError so forms can show the field's message.
+
+const KEY_STORE = "curvegan.apiKey";
+let asking = null; // one dialog for every call that met a 401 at the same time
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    super(body?.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = body?.error;
+    this.field = body?.field;
+  }
+}
+
+export const isAbort = (e) => e?.name === "AbortError";
+
+function authHeaders(extra) {
+  const headers = new Headers(extra);
+  const key = sessionStorage.getItem(KEY_STORE);
+  if (key) headers.set("Authorization", `Bearer ${key}`);
+  return headers;
+}
+
+// Resolves once the user gave a key; rejects when they cancel (the call fails with the 401).
+function askKey(message) {
+  if (asking) return asking;
+  const dialog = document.getElementById("key-dialog");
+  const input = document.getElementById("key-input");
+  document.getElementById("key-reason").textContent = sessionStorage.getItem(KEY_STORE)
+    ? `The key was refused: ${message}`
+    : "This server asks for an API key.";
+  input.value = "";
+  asking = new Promise((resolve, reject) => {
+    dialog.addEventListener("close", () => {
+      asking = null;
+      if (dialog.returnValue === "ok" && input.value) {
+        sessionStorage.setItem(KEY_STORE, input.value.trim());
+        resolve();
+      } else {
+        reject(new ApiError(401, { error: "unauthorized", message }));
+      }
+    }, { once: true });
+  });
+  dialog.showModal();
+  return asking;
+}
+
+async function errorBody(response) {
+  try { return await response.json(); } catch { return null; }
+}
+
+// fetch() with the key; a 401 asks for the key and tries again with it.
+export async function request(method, path, { json, body, headers, signal } = {}) {
+  for (;;) {
+    const init = { method, headers: authHeaders(headers), signal };
+    if (json !== undefined) {
+      init.body = JSON.stringify(json);
+      init.headers.set("Content-Type", "application/json");
+    } else if (body !== undefined) {
+      init.body = body;
+    }
+    const response = await fetch(path, init);
+    if (response.status === 401) {
+      await askKey((await errorBody(response))?.message || "unauthorized");
+      continue;
+    }
+    if (!response.ok) throw new ApiError(response.status, await errorBody(response));
+    return response;
+  }
+}
+
+export const getJson = async (path, opts) => (await request("GET", path, opts)).json();
+export const postJson = async (path, json, opts) =>
+  (await request("POST", path, { ...opts, json })).json();
+
+// Server-sent events read with fetch(), since EventSource cannot send the Authorization
+// header. onEvent(name, data, id) is called per frame; the stream is read again from the
+// last id after a drop, until done() says the last frame seen was final, the server answers
+// 404 (deleted), or signal aborts. A closed stream after a final frame is the normal end.
+export async function followEvents(path, { onEvent, done, signal, query = {} }) {
+  let lastId = null;
+  let delay = 500;
+  const handle = (name, data, id) => {
+    if (id !== null) lastId = id;
+    onEvent(name, data, id);
+  };
+  while (!signal?.aborted) {
+    const headers = { Accept: "text/event-stream" };
+    if (lastId !== null) headers["Last-Event-ID"] = lastId;
+    const url = `${path}?${new URLSearchParams(query)}`;
+    try {
+      const response = await request("GET", url, { headers, signal });
+      delay = 500;
+      await readFrames(response.body, handle, signal);
+    } catch (e) {
+      if (isAbort(e) || signal?.aborted) return;
+      if (e instanceof ApiError && (e.status === 404 || e.status === 401)) throw e;
+      // Anything else (server restarting, 429 too many streams, a cut connection): retry.
+    }
+    if (done()) return;
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(delay * 2, 10_000);
+  }
+}
+
+// Parses frames as they arrive, until the server closes the stream.
+async function readFrames(stream, onEvent, signal) {
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let frame = { event: "message", data: [], id: null };
+  const abort = () => reader.cancel().catch(() => {});
+  signal?.addEventListener("abort", abort, { once: true });
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += decoder.decode(value, { stream: true });
+      let nl;
+      while ((nl = buffer.indexOf("\n")) >= 0) {
+        const line = buffer.slice(0, nl).replace(/\r$/, "");
+        buffer = buffer.slice(nl + 1);
+        if (line === "") {
+          if (frame.data.length) {
+            onEvent(frame.event, JSON.parse(frame.data.join("\n")), frame.id);
+          }
+          frame = { event: "message", data: [], id: null };
+        } else if (!line.startsWith(":")) { // ":" lines are keep-alives
+          const colon = line.indexOf(":");
+          const field = colon < 0 ? line : line.slice(0, colon);
+          const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+          if (field === "data") frame.data.push(value);
+          else if (field === "event") frame.event = value;
+          else if (field === "id") frame.id = value;
+        }
+      }
+    }
+  } finally {
+    signal?.removeEventListener("abort", abort);
+  }
+}
