@@ -16,6 +16,10 @@ from .data import A_HIGH, A_LOW
 BAND_TOLERANCE = 0.05
 # A power of two: where a Sobol sequence is evenly balanced (see data.eval_latent).
 EVAL_SAMPLES = 2_048
+# Curves a live figure redraws at each logged step: the first rows of the fixed evaluation
+# batch, so that frame after frame shows the same latent points moving (and a handful is
+# what the tutorial's figure shows without becoming a blur: it drew one).
+PREVIEW_CURVES = 4
 
 
 @dataclass(frozen=True)

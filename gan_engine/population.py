@@ -22,7 +22,7 @@ import torch
 from .checkpoint import Checkpoint
 from .config import ConfigError, TrainConfig
 from .data import eval_latent, x_grid
-from .metrics import EVAL_SAMPLES, Quality, curve_quality_rows
+from .metrics import EVAL_SAMPLES, PREVIEW_CURVES, Quality, curve_quality_rows
 from .models import Generator, build_models, generator_for
 from .sampling import CurveSampler
 from .stacked import Adam, Stack, layer_shapes
@@ -119,6 +119,8 @@ class Population:
         # Members that diverged: they train on (independently, harmlessly) but report nothing.
         self.failed: dict[int, str] = {}
         self.last_records: list[LogRecord | None] = [None] * k
+        # Each member's PREVIEW_CURVES curves at its last evaluation (see preview()).
+        self._previews: dict[int, torch.Tensor] = {}
         self._logits: torch.Tensor | None = None
 
     # ------------------------------------------------------------------ one step
@@ -302,7 +304,17 @@ class Population:
             curves, _ = stack.forward(self.eval_z[part], part)
             rows = curve_quality_rows(curves[[i - lo for i in members]], self.x)
             qualities.update(zip(members, rows, strict=True))
+            for i in members:
+                self._previews[i] = curves[i - lo, :PREVIEW_CURVES].clone()
         return qualities
+
+    def preview(self, i: int) -> list[list[float]]:
+        """Member ``i``'s first PREVIEW_CURVES curves of its fixed evaluation batch, drawn by
+        the generator it samples with at the last evaluation (``evaluate``): what a live
+        figure redraws at each logged step."""
+        if i not in self._previews:
+            raise RuntimeError("preview() needs an evaluate() first")
+        return self._previews[i].tolist()
 
     # ------------------------------------------------------------------ members
     def member_checkpoint(self, i: int) -> Checkpoint:

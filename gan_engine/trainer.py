@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from .checkpoint import ADAM_KEYS, Checkpoint, CheckpointError
 from .config import MAX_SEED, TrainConfig
 from .data import artist_works, eval_latent, latent, x_grid
-from .metrics import EVAL_SAMPLES, curve_quality
+from .metrics import EVAL_SAMPLES, PREVIEW_CURVES, curve_quality
 from .models import Generator, build_models
 from .sampling import CurveSampler
 
@@ -106,6 +106,7 @@ class Trainer:
         self._d_targets = torch.cat([torch.ones(b, 1), torch.zeros(b, 1)])
         self.step_count = 0
         self.last_record: LogRecord | None = None
+        self._preview: torch.Tensor | None = None  # see preview()
         self._last_stats: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ one step
@@ -211,7 +212,9 @@ class Trainer:
                 self.step_count, f"d_loss={d_loss}, g_loss={g_loss} are not finite"
             )
         with torch.inference_mode(), intra_op_threads(self.num_threads):
-            quality = curve_quality(self.sampling_model()(self.eval_z), self.x)
+            curves = self.sampling_model()(self.eval_z)
+            quality = curve_quality(curves, self.x)
+            self._preview = curves[:PREVIEW_CURVES].clone()
             accuracy = float(torch.sigmoid(real_logits).mean())
         if not math.isfinite(quality.resid):
             raise TrainingDiverged(self.step_count, "generated curves are not finite")
@@ -230,6 +233,13 @@ class Trainer:
         return record
 
     # ------------------------------------------------------------------ state
+    def preview(self) -> list[list[float]]:
+        """The first PREVIEW_CURVES curves of the fixed evaluation batch at the last
+        evaluation: what a live figure redraws at each logged step."""
+        if self._preview is None:
+            raise RuntimeError("preview() needs an evaluate() first")
+        return self._preview.tolist()
+
     def sampling_model(self) -> Generator:
         return self.g_ema if self.g_ema is not None else self.g
 

@@ -1,5 +1,6 @@
-"""Server-sent events for a job: one per logged step and one per state change, read from the
-store, so they follow a job whichever process or machine trains it.
+"""Server-sent events for a job: one per logged step (its metrics and a few generated curves
+from the job's fixed evaluation batch, so a live figure needs no request of its own) and one
+per state change, read from the store, so they follow a job whichever process or machine trains it.
 
 Subscribers of a job share one poll of the store (``EventHub``): a hundred open streams cost
 the store, and the trainer writing to it, what one does. Each subscriber reads its own
@@ -65,7 +66,7 @@ class EventHub:
         try:
             # Subscribed first, then caught up: a row the catch-up misses is in a later poll.
             job = await asyncio.to_thread(self.store.get_job, job_id)
-            rows = await asyncio.to_thread(self.store.metrics_since, job_id, since_step, 100_000)
+            rows = await asyncio.to_thread(self._rows, job_id, since_step, 100_000)
             if job is None:
                 yield frame("deleted", {"id": job_id})
                 return
@@ -98,12 +99,14 @@ class EventHub:
                     return
                 job = latest
                 if polled_to > last_step:  # joined a running poll: read the rows in between
-                    gap = await asyncio.to_thread(
-                        self.store.metrics_since, job_id, last_step, 100_000
-                    )
+                    gap = await asyncio.to_thread(self._rows, job_id, last_step, 100_000)
                     rows = [r for r in gap if r["step"] <= polled_to] + rows
         finally:
             self._unsubscribe(job_id, queue)
+
+    def _rows(self, job_id: str, since_step: int, limit: int) -> list[dict[str, Any]]:
+        # With each row's preview curves: a live figure redraws from the frames alone.
+        return self.store.metrics_since(job_id, since_step, limit, curves=True)
 
     def _subscribe(self, job_id: str, queue: asyncio.Queue[_Update]) -> None:
         watch = self._watches.setdefault(job_id, _Watch())
@@ -140,7 +143,7 @@ class EventHub:
                     before = cursor = job.step
                 else:
                     # Read after the job: a job seen final has written all its metrics already.
-                    rows = await asyncio.to_thread(self.store.metrics_since, job_id, cursor, 10_000)
+                    rows = await asyncio.to_thread(self._rows, job_id, cursor, 10_000)
                     if rows:
                         cursor = rows[-1]["step"]
                 assert before is not None

@@ -127,8 +127,9 @@ def job_event_stream(
     since_step: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
-    """Server-sent events: `metrics` per logged step, `state` per state change; ends after a
-    final state. Reconnecting with Last-Event-ID resumes after that step."""
+    """Server-sent events: `metrics` per logged step (its row, plus `curves`: a few curves
+    from the job's fixed evaluation batch, the same latent points at every step), `state` per
+    state change; ends after a final state. Reconnecting with Last-Event-ID resumes after that step."""
     svc.jobs.get(job_id)
     if last_event_id:
         since_step = max(since_step, int(last_event_id))

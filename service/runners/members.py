@@ -119,7 +119,9 @@ def run_members(
 
     def on_log(records: dict[int, LogRecord]) -> None:
         held = [(i, r) for i, r in records.items() if i in leases]
-        lost_ids = store.record_progress_many([(leases[i], r.step, r.to_dict()) for i, r in held])
+        lost_ids = store.record_progress_many(
+            [(leases[i], r.step, r.to_dict(), pop.preview(i)) for i, r in held]
+        )
         for i, _ in held:
             if leases[i].job_id in lost_ids:
                 lost(i, "lease lost")

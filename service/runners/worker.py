@@ -143,7 +143,9 @@ def _train(
         unsaved = not save_or_skip(ctx, lease, job.id, cs[0])
 
     result = trainer.run(
-        on_log=lambda rs: store.record_progress(lease, rs[0].step, rs[0].to_dict()),
+        on_log=lambda rs: store.record_progress(
+            lease, rs[0].step, rs[0].to_dict(), trainer.preview(0)
+        ),
         should_stop=should_stop,
         should_checkpoint=should_checkpoint,
         on_checkpoint=on_checkpoint,

@@ -23,6 +23,19 @@ from .tables import jobs, metrics
 
 RUNNING, QUEUED = JobState.RUNNING.value, JobState.QUEUED.value
 
+Curves = list[list[float]]
+# One member's logged step: its lease, the step, the metrics row and its preview curves.
+Progress = tuple[Lease, int, dict[str, float], Curves | None]
+# Decimals a preview curve keeps: a thousandth of a pixel on any figure, and the JSON of a
+# row's curves half the size of full floats.
+CURVE_DECIMALS = 5
+
+
+def _rounded(curves: Curves | None) -> Curves | None:
+    if curves is None:
+        return None
+    return [[round(v, CURVE_DECIMALS) for v in curve] for curve in curves]
+
 
 def _held(lease: Lease) -> list[Any]:
     return [jobs.c.id == lease.job_id, jobs.c.attempt == lease.attempt, jobs.c.state == RUNNING]
@@ -171,14 +184,14 @@ class LeaseQueries(Engines):
             for row in rows
         }
 
-    def record_progress_many(self, items: list[tuple[Lease, int, dict[str, float]]]) -> set[str]:
+    def record_progress_many(self, items: list[Progress]) -> set[str]:
         """``record_progress`` for a population's members in one transaction; returns the
         jobs whose lease was lost (nothing is written for them)."""
         lost: set[str] = set()
         with self._write.begin() as conn:
-            for lease, step, row in items:
+            for lease, step, row, curves in items:
                 try:
-                    self._write_progress(conn, lease, step, row)
+                    self._write_progress(conn, lease, step, row, curves)
                 except LeaseLost:
                     lost.add(lease.job_id)
         return lost
@@ -193,13 +206,21 @@ class LeaseQueries(Engines):
         if conn.execute(jobs.update().where(*_held(lease)).values(**values)).rowcount != 1:
             raise LeaseLost(lease.job_id)
 
-    def record_progress(self, lease: Lease, step: int, row: dict[str, float]) -> None:
-        """A logged step: appends the metrics row and updates the job, atomically."""
+    def record_progress(
+        self, lease: Lease, step: int, row: dict[str, float], curves: Curves | None = None
+    ) -> None:
+        """A logged step: appends the metrics row (with a few generated curves, for live
+        figures) and updates the job, atomically."""
         with self._write.begin() as conn:
-            self._write_progress(conn, lease, step, row)
+            self._write_progress(conn, lease, step, row, curves)
 
     def _write_progress(
-        self, conn: Connection, lease: Lease, step: int, row: dict[str, float]
+        self,
+        conn: Connection,
+        lease: Lease,
+        step: int,
+        row: dict[str, float],
+        curves: Curves | None,
     ) -> None:
         self._fenced_update(
             conn,
@@ -216,6 +237,7 @@ class LeaseQueries(Engines):
                 job_id=lease.job_id,
                 step=step,
                 created_at=time.time(),
+                curves=_rounded(curves),
                 **{k: row[k] for k in METRIC_FIELDS},
             )
         )

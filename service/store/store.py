@@ -40,12 +40,20 @@ _FINAL = [s.value for s in FINAL_STATES]
 # The hottest reads (status polls, event streams, workers), built once with bound parameters:
 # a statement built per call costs SQLAlchemy its cache key each time, half of the read.
 _JOB_BY_ID = JOB_SELECT.where(jobs.c.id == sa.bindparam("job_id"))
-_METRICS_SINCE = (
-    sa.select(metrics.c.step, *(metrics.c[k] for k in METRIC_FIELDS))
-    .where(metrics.c.job_id == sa.bindparam("job_id"), metrics.c.step > sa.bindparam("since"))
-    .order_by(metrics.c.step)
-    .limit(sa.bindparam("limit"))
-)
+_METRIC_COLUMNS = (metrics.c.step, *(metrics.c[k] for k in METRIC_FIELDS))
+
+
+def _metrics_since(*columns: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    return (
+        sa.select(*columns)
+        .where(metrics.c.job_id == sa.bindparam("job_id"), metrics.c.step > sa.bindparam("since"))
+        .order_by(metrics.c.step)
+        .limit(sa.bindparam("limit"))
+    )
+
+
+_METRICS_SINCE = _metrics_since(*_METRIC_COLUMNS)
+_METRICS_WITH_CURVES_SINCE = _metrics_since(*_METRIC_COLUMNS, metrics.c.curves)
 
 
 class CheckpointInUse(Exception):
@@ -226,10 +234,15 @@ class Store(LeaseQueries, SweepQueries):
                 == 1
             )
 
-    def metrics_since(self, job_id: str, since_step: int, limit: int) -> list[dict[str, Any]]:
+    def metrics_since(
+        self, job_id: str, since_step: int, limit: int, *, curves: bool = False
+    ) -> list[dict[str, Any]]:
+        """Logged rows after ``since_step``, ascending; with ``curves``, each row's preview
+        curves too (None for rows logged before they were recorded)."""
         with self._read.begin() as conn:
             params = {"job_id": job_id, "since": since_step, "limit": limit}
-            result = conn.execute(_METRICS_SINCE, params)
+            query = _METRICS_WITH_CURVES_SINCE if curves else _METRICS_SINCE
+            result = conn.execute(query, params)
             # Plain tuples zipped with the names: half the cost of a RowMapping a row, which
             # counts for a stream's catch-up of up to 100 000 rows.
             names = list(result.keys())

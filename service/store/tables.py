@@ -69,6 +69,8 @@ metrics = sa.Table(
     sa.Column("step", sa.Integer, primary_key=True),
     *(sa.Column(name, sa.Float) for name in METRIC_FIELDS),
     sa.Column("created_at", sa.Float, nullable=False),
+    # A few generated curves at this step (migration 0004): what a live figure redraws.
+    sa.Column("curves", sa.JSON),
 )
 checkpoints = sa.Table(
     "checkpoints",

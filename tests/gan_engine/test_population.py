@@ -14,6 +14,7 @@ from gan_engine import (
     TrainingDiverged,
     checkpoint_from_bytes,
 )
+from gan_engine.metrics import PREVIEW_CURVES
 from gan_engine.population import Population
 
 SHAPES = {
@@ -226,3 +227,26 @@ def test_a_dropped_member_stops_reporting_and_a_run_with_none_left_stops() -> No
     # Dropped from inside the hook, which answers "go on": the run stops as none is left.
     result = lonely.run(should_stop=lambda: lonely.step_count == 10 and bool(lonely.drop(0, "x")))
     assert result.stopped and result.step == 10
+
+
+@pytest.mark.parametrize("emas", [(0.0, 0.0), (0.9, 0.99)])
+def test_a_members_preview_is_its_trainers_first_evaluation_curves(
+    emas: tuple[float, float],
+) -> None:
+    # Trainer is the oracle: the same member, the same first rows of its evaluation batch,
+    # drawn by the generator it samples with (the EMA one where there is one).
+    configs = [cfg(seed=3, g_ema=emas[0]), cfg(seed=4, g_ema=emas[1])]
+    pop = Population(configs)
+    with pytest.raises(RuntimeError, match="evaluate"):
+        pop.preview(0)
+    pop.run()
+    for i, c in enumerate(configs):
+        trainer = Trainer(c)
+        trainer.run()
+        got, want = torch.tensor(pop.preview(i)), torch.tensor(trainer.preview())
+        assert got.shape == want.shape == (PREVIEW_CURVES, c.n_points)
+        assert torch.allclose(got, want, atol=1e-4), float((got - want).abs().max())
+        # Each frame is the same latent points: the preview is the start of the batch.
+        sampler = trainer.sampling_model()
+        with torch.inference_mode():
+            assert torch.allclose(want, sampler(trainer.eval_z[:PREVIEW_CURVES]))

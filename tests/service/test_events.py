@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -11,7 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+import torch
 
+from gan_engine import Trainer, checkpoint_from_bytes
+from gan_engine.metrics import PREVIEW_CURVES
 from tests.conftest import Server
 
 FINAL = {"succeeded", "failed", "cancelled"}
@@ -112,6 +116,10 @@ def check_metrics_event(ev: Event, steps: int) -> None:
     assert data["progress"] == pytest.approx(data["step"] / steps), data
     for key in ROW_KEYS - {"step"}:
         assert isinstance(data[key], (int, float)), data
+    # A few curves of the job's evaluation batch, for a live figure.
+    curves = data["curves"]
+    assert len(curves) == PREVIEW_CURVES, data
+    assert all(len(c) == 15 and all(math.isfinite(v) for v in c) for c in curves), curves
 
 
 def test_events_of_a_job_from_queued_to_succeeded(mc: httpx.Client, module_server: Server) -> None:
@@ -152,11 +160,23 @@ def test_events_of_a_job_from_queued_to_succeeded(mc: httpx.Client, module_serve
     for ev in metrics:
         check_metrics_event(ev, 300)
 
-    # Its values are the metric history's.
+    # Its values are the metric history's (which stays without curves: a history of 10 000
+    # rows is for charts, and would be ~6 MB with them).
     rows = mc.get(f"/v1/jobs/{job['id']}/metrics").json()["items"]
     for ev, row in zip(metrics, rows, strict=True):
+        assert "curves" not in row, row
         for key in ROW_KEYS:
             assert ev.data[key] == pytest.approx(row[key]), (key, ev.data, row)
+
+    # The last frame's curves are the final generator's on the first latents of the job's
+    # fixed evaluation batch: recomputed here from the job's final checkpoint.
+    ckpt_id = last.data["latest_checkpoint"]
+    ckpt = checkpoint_from_bytes(mc.get(f"/v1/checkpoints/{ckpt_id}/file").content)
+    trainer = Trainer.from_checkpoint(ckpt)
+    with torch.inference_mode():
+        want = trainer.sampling_model()(trainer.eval_z[:PREVIEW_CURVES])
+    got = torch.tensor(metrics[-1].data["curves"])
+    assert torch.allclose(got, want, atol=2e-5), float((got - want).abs().max())
 
 
 def test_events_of_a_finished_job_replay_and_end(mc: httpx.Client, wait_state) -> None:

@@ -176,6 +176,20 @@ def test_progress_metrics_and_replay_after_resume(store: Store) -> None:
     assert [m["d_loss"] for m in history] == [0.1, 0.9, 0.8]
 
 
+def test_a_rows_preview_curves_are_kept_rounded_and_read_only_when_asked(store: Store) -> None:
+    make_job(store, "j")
+    lease = claim(store)
+    store.record_progress(lease, 10, ROW)  # as rows logged before curves were recorded
+    curves = [[i + j / 3 for j in range(15)] for i in range(4)]
+    store.record_progress(lease, 20, ROW, curves)
+    store.record_progress_many([(lease, 30, ROW, curves)])
+    assert all("curves" not in m for m in store.metrics_since("j", 0, 100))
+    rows = store.metrics_since("j", 0, 100, curves=True)
+    assert [m["curves"] for m in rows[:1]] == [None]
+    for row in rows[1:]:
+        assert row["curves"] == [[round(v, 5) for v in c] for c in curves]
+
+
 def test_delete_only_final_jobs_and_keep_checkpoints(store: Store) -> None:
     make_job(store, "j")
     lease = claim(store)
@@ -578,7 +592,7 @@ def test_a_populations_renewals_and_progress_go_in_one_write_each(store: Store) 
         "a": Requests(cancel=False, suspend=False, save=0),
         "b": Requests(cancel=True, suspend=False, save=0),
     }
-    assert store.record_progress_many([(a, 10, ROW), (b, 10, ROW)]) == set()
+    assert store.record_progress_many([(a, 10, ROW, None), (b, 10, ROW, None)]) == set()
     # b is lost (recovered and taken by another worker): its writes are refused, a's are not.
     assert store.recover_lapsed(max_losses=5, worker_ids=["w1"]) == {
         "a": JobState.QUEUED,
@@ -586,7 +600,7 @@ def test_a_populations_renewals_and_progress_go_in_one_write_each(store: Store) 
     }
     a2 = claim(store, "w2")
     assert store.renew_many([a, a2], LEASE_S).keys() == {"a"}
-    assert store.record_progress_many([(a, 20, ROW), (a2, 20, ROW)]) == {"a"}
+    assert store.record_progress_many([(a, 20, ROW, None), (a2, 20, ROW, None)]) == {"a"}
     assert [m["step"] for m in store.metrics_since("a", 0, 100)] == [10, 20]
     assert [m["step"] for m in store.metrics_since("b", 0, 100)] == [10]
     assert store.renew_many([], LEASE_S) == {}
