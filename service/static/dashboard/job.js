@@ -135,6 +135,7 @@ export function jobView(root, signal, id) {
       onEvent(name, data) {
         if (name === "state") setJob(data);
         else if (name === "metrics") {
+          root.dataset.frames = Number(root.dataset.frames || 0) + 1; // frames the stream brought
           ingest([data]);
           if (job.state !== data.state) { job = { ...job, state: data.state }; root.dataset.state = data.state; }
         } else if (name === "deleted") notify(`job ${id} was deleted`, "error");

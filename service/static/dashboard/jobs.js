@@ -32,7 +32,7 @@ export function jobActions(job, { onChange, signal } = {}) {
   const act = (label, cls, enabled, run) =>
     h("button", {
       class: cls, type: "button", disabled: !enabled, dataset: { action: cls, jobId: job.id },
-      onclick: (e) => { e.stopPropagation(); attempt(run).then(() => onChange?.()); },
+      onclick: (e) => { e.stopPropagation(); attempt(run).then(() => onChange && attempt(onChange)); },
     }, label);
   return h("span", { class: "actions" },
     act("Cancel", "cancel", !final, async () => {
@@ -142,7 +142,10 @@ export function jobsView(root, signal) {
         next.set(job.id, old?.json === json ? old : { json, tr: jobRow(job, refresh, signal) });
       }
       rows = next;
-      tbody.replaceChildren(...[...next.values()].map((r) => r.tr));
+      const trs = [...next.values()].map((r) => r.tr);
+      if (trs.length !== tbody.children.length || trs.some((tr, i) => tbody.children[i] !== tr)) {
+        tbody.replaceChildren(...trs);
+      }
       if (!page.items.length) tbody.append(h("tr", {}, h("td", { colspan: 8, class: "empty" }, "No jobs.")));
       total.textContent = `${page.total} job${page.total === 1 ? "" : "s"}`;
       root.dataset.loaded = "true";

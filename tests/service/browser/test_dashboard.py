@@ -1,0 +1,221 @@
+"""The dashboard at / in a real browser against a real server (no API key): start a job from
+the form and watch it train, a 422 shown by its field, cancel and save-checkpoint, sampling a
+checkpoint, download and upload, a sweep's members. The fixtures fail a test on any console
+error it did not declare and on any request that leaves localhost."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Server, wait_for_state
+from tests.service.browser.harness import failed_fetch
+
+pytest.importorskip("playwright")
+
+# Fast jobs: the `fast` preset lands in the band within ~1 000 steps and runs ~1 000
+# steps/s here; log_every 20 gives the page a row every ~20 ms to draw.
+LIVE_JOB = {"steps": 2000, "log_every": 20}
+SLACK = 0.3  # how far outside [x², 2x²+1] a drawn point may lie
+
+
+def curves_drawn(page: Any, svg: str) -> list[list[float]]:
+    """The y values of every curve the SVG figure ``svg`` holds (its paths' data-values)."""
+    values = page.eval_on_selector_all(
+        f"{svg} path.curve", "paths => paths.map(p => p.dataset.values)"
+    )
+    return [[float(v) for v in s.split(",")] for s in values]
+
+
+def in_band_share(curves: list[list[float]]) -> float:
+    xs = [-1 + 2 * i / 14 for i in range(15)]
+    points = [
+        x * x - SLACK <= y <= 2 * x * x + 1 + SLACK
+        for ys in curves
+        for x, y in zip(xs, ys, strict=True)
+    ]
+    return sum(points) / len(points)
+
+
+def canvas_ink(page: Any, selector: str) -> int:
+    """Pixels of the chart's canvas that are not transparent: 0 for a blank chart."""
+    return page.eval_on_selector(
+        f"{selector} canvas",
+        """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                  let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }""",
+    )
+
+
+def points(page: Any, chart: str = "#chart-d") -> int:
+    return int(page.get_attribute(chart, "data-points") or 0)
+
+
+def finished_job(client: httpx.Client, **config: Any) -> dict[str, Any]:
+    r = client.post("/v1/jobs", json={"preset": "fast", "config": {"log_every": 20, **config}})
+    assert r.status_code == 202, r.text
+    return wait_for_state(client, r.json()["id"], {"succeeded"}, timeout=60)
+
+
+def test_start_job_from_form_and_watch_it_train(
+    open_page: Any, browser_server: Server, screenshot: Any
+) -> None:
+    page = open_page(browser_server.url)
+    page.wait_for_selector("#view[data-view=jobs][data-loaded=true]")
+    page.wait_for_selector("#f-preset option[value=fast]", state="attached")
+
+    # The server's own 422 lands next to the field it names.
+    open_page.guard(page).expect_console_error(failed_fetch(422, "/v1/jobs"))
+    page.fill("#f-steps", "0")
+    page.click("#job-submit")
+    error = page.locator('.field-error[data-error-for="config.steps"]')
+    error.wait_for()
+    assert "config.steps" in error.inner_text() and "must be in" in error.inner_text()
+    assert page.get_attribute("#f-steps", "class") == "invalid"
+
+    page.select_option("#f-preset", "fast")
+    page.fill("#f-name", "browser-live")
+    page.fill("#f-steps", str(LIVE_JOB["steps"]))
+    page.fill("#f-log_every", str(LIVE_JOB["log_every"]))
+    page.click("#job-submit")
+    page.wait_for_url("**/#/jobs/job_*")
+    job_id = page.url.rsplit("/", 1)[-1]
+
+    # Watch it train: the history and the figure grow while the job runs.
+    page.wait_for_function("Number(document.querySelector('#chart-d')?.dataset.points) > 0")
+    seen_points, seen_steps = (
+        [points(page)],
+        [int(page.get_attribute("#job-figure", "data-step") or 0)],
+    )
+    deadline = time.monotonic() + 60
+    while page.get_attribute("#view", "data-state") != "succeeded":
+        assert time.monotonic() < deadline, "job did not finish on the page"
+        page.wait_for_timeout(150)
+        seen_points.append(points(page))
+        seen_steps.append(int(page.get_attribute("#job-figure", "data-step") or 0))
+    page.wait_for_selector("#view[data-stream=ended]", state="attached")
+    page.wait_for_function(
+        "document.querySelector('#job-figure').dataset.step == "
+        f"{LIVE_JOB['steps']} && document.querySelector('#chart-d').dataset.points == "
+        f"{LIVE_JOB['steps'] // LIVE_JOB['log_every']}"
+    )
+    assert len(set(seen_points)) >= 3, f"history did not grow step by step: {seen_points}"
+    assert len(set(seen_steps)) >= 3, f"figure was not redrawn as steps arrived: {seen_steps}"
+    assert seen_points == sorted(seen_points)
+
+    curves = curves_drawn(page, "#job-figure")
+    assert 1 <= len(curves) <= 8 and all(len(c) == 15 for c in curves)
+    assert in_band_share(curves) >= 0.9, curves
+    assert page.locator("#job-figure path.bound").count() == 2
+    assert "D accuracy=" in page.text_content("#job-figure [data-metric=d_accuracy]") or ""
+    for chart in ("#chart-d", "#chart-loss", "#chart-quality"):
+        assert points(page, chart) == LIVE_JOB["steps"] // LIVE_JOB["log_every"]
+        assert canvas_ink(page, chart) > 500, f"{chart} drew nothing"
+    assert page.get_attribute("#job-progress", "data-progress") == "1.0000"
+    screenshot(page, "dashboard-job")
+
+    # The list shows it with its quality, and the state filter keeps it or drops it.
+    page.goto(f"{browser_server.url}/#/jobs")
+    row = page.locator(f"#jobs-table tr[data-job-id={job_id}]")
+    row.wait_for()
+    assert row.get_attribute("data-state") == "succeeded"
+    page.select_option("#job-filter", "running")
+    row.wait_for(state="detached")
+    page.select_option("#job-filter", "succeeded")
+    row.wait_for()
+
+
+def test_cancel_and_save_checkpoint_from_the_job_page(
+    open_page: Any, browser_server: Server
+) -> None:
+    with browser_server.client() as client:
+        r = client.post("/v1/jobs", json={"config": {"steps": 1_000_000, "log_every": 50}})
+        job_id = r.json()["id"]
+        wait_for_state(client, job_id, {"running"})
+        page = open_page(f"{browser_server.url}/#/jobs/{job_id}")
+        page.wait_for_selector("#view[data-state=running]")
+        page.click("#job-actions button[data-action=checkpoint]")
+        page.wait_for_selector("#notice:has-text('saved checkpoint')")
+        page.wait_for_selector("#job-checkpoints li[data-checkpoint-id]")
+        page.click("#job-actions button[data-action=cancel]")
+        page.wait_for_selector("#view[data-state=cancelled]", timeout=30_000)
+        assert client.get(f"/v1/jobs/{job_id}").json()["state"] == "cancelled"
+        # Final now: cancel is off, delete is on, and deleting goes back to the list.
+        assert page.is_disabled("#job-actions button[data-action=cancel]")
+        page.once("dialog", lambda d: d.accept())
+        page.click("#job-actions button[data-action=delete]")
+        page.wait_for_url("**/#/jobs")
+        assert client.get(f"/v1/jobs/{job_id}").status_code == 404
+
+
+def test_checkpoint_sample_download_and_upload(
+    open_page: Any, browser_server: Server, screenshot: Any, tmp_path: Any
+) -> None:
+    with browser_server.client() as client:
+        job = finished_job(client, steps=1000)
+        ck_id = job["latest_checkpoint"]
+        original = client.get(f"/v1/checkpoints/{ck_id}/file").content
+
+        page = open_page(f"{browser_server.url}/#/checkpoints")
+        row = page.locator(f"#checkpoints-table tr[data-checkpoint-id={ck_id}]")
+        row.wait_for()
+
+        # Download: fetched with the page's headers, saved from a Blob.
+        with page.expect_download() as download:
+            row.locator("button[data-action=download]").click()
+        saved = tmp_path / "ck.safetensors"
+        download.value.save_as(saved)
+        assert download.value.suggested_filename == f"{ck_id}.safetensors"
+        assert saved.read_bytes() == original
+
+        # Upload the same file back: a new checkpoint, listed as an upload.
+        page.set_input_files("#ck-upload-file", str(saved))
+        page.click("#ck-upload")
+        page.wait_for_selector("#ck-upload-status[data-checkpoint-id]")
+        uploaded = page.get_attribute("#ck-upload-status", "data-checkpoint-id")
+        assert client.get(f"/v1/checkpoints/{uploaded}").json()["source"] == "upload"
+        page.locator(f"#checkpoints-table tr[data-checkpoint-id={uploaded}]").wait_for()
+
+        # Sample: N curves over the bounds and the histogram of their fitted a.
+        row.locator("a.sample").click()
+        page.wait_for_selector("#view[data-drawn='200']")
+        curves = curves_drawn(page, "#ck-figure")
+        assert len(curves) == 200
+        assert in_band_share(curves) >= 0.9
+        counts = page.eval_on_selector_all(
+            "#ck-hist rect.bar", "bars => bars.map(b => Number(b.dataset.count))"
+        )
+        assert sum(counts) == 200 and max(counts) > 0
+        assert page.locator("#ck-hist path.uniform").count() == 1
+        assert 1.2 < float(page.get_attribute("#ck-hist", "data-mean") or 0) < 1.8
+        page.fill("#s-n", "50")
+        page.fill("#s-seed", "3")
+        page.click("#s-draw")
+        page.wait_for_selector("#view[data-drawn='50']")
+        assert page.get_attribute("#ck-hist", "data-n") == "50"
+        screenshot(page, "dashboard-checkpoint")
+
+
+def test_sweep_page_compares_members(open_page: Any, browser_server: Server) -> None:
+    with browser_server.client() as client:
+        body = {
+            "name": "browser-sweep",
+            "preset": "fast",
+            "config": {"steps": 300, "log_every": 20},
+            "vary": {"lr_g": [0.001, 0.0025]},
+        }
+        r = client.post("/v1/sweeps", json=body)
+        assert r.status_code == 202, r.text
+        sweep_id = r.json()["id"]
+        page = open_page(f"{browser_server.url}/#/sweeps")
+        page.locator(f"#sweeps-table tr[data-sweep-id={sweep_id}] a").click()
+        page.wait_for_selector("#view[data-state=succeeded]", timeout=30_000)
+        assert page.locator("#sweep-members tbody tr").count() == 2
+        assert page.locator("#sweep-chart circle.member").count() == 2
+        assert page.locator("#sweep-chart circle.member.best").count() == 1
+        assert page.locator("#sweep-members tr[data-best=true]").count() == 1
+        page.wait_for_selector("#sweep-best-figure[data-curves='8']")
+        best = client.get(f"/v1/sweeps/{sweep_id}").json()["best"]
+        assert page.get_attribute("#sweep-best-figure", "data-job-id") == best["job_id"]

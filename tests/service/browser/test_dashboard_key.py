@@ -1,0 +1,67 @@
+"""The dashboard against a server with CURVEGAN_API_KEY: the page itself loads without the key,
+asks for it once when /v1 answers 401 (a refused key asks again), keeps it in sessionStorage
+and sends it as a header on every call, the event stream (read with fetch) and the checkpoint
+download included: the key never goes into a URL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import wait_for_state
+from tests.service.browser.conftest import KeyedServer
+from tests.service.browser.harness import failed_fetch
+from tests.service.browser.test_dashboard import curves_drawn, in_band_share, points
+
+pytest.importorskip("playwright")
+
+
+def test_key_dialog_then_live_job_and_download(
+    open_page: Any, keyed_browser_server: KeyedServer, tmp_path: Any
+) -> None:
+    server = keyed_browser_server
+    requests: list[str] = []
+    page = open_page(server.url)  # no key: the page has to ask for it
+    page.on("request", lambda r: requests.append(r.url))
+    guard = open_page.guard(page)
+    guard.expect_console_error(failed_fetch(401, "/v1/jobs"))
+
+    dialog = page.locator("#key-dialog")
+    dialog.wait_for()
+    page.fill("#key-input", "not-the-key")
+    page.click("#key-submit")
+    page.wait_for_selector("#key-reason:has-text('refused')")
+    page.fill("#key-input", server.api_key)
+    page.click("#key-submit")
+    page.wait_for_selector("#view[data-view=jobs][data-loaded=true]")
+    assert not dialog.is_visible()
+    assert page.evaluate("sessionStorage.getItem('curvegan.apiKey')") == server.api_key
+
+    page.select_option("#f-preset", "fast")
+    page.fill("#f-steps", "1500")
+    page.fill("#f-log_every", "20")
+    page.click("#job-submit")
+    page.wait_for_url("**/#/jobs/job_*")
+    job_id = page.url.rsplit("/", 1)[-1]
+    page.wait_for_selector("#view[data-stream=ended]", state="attached", timeout=60_000)
+    assert page.get_attribute("#view", "data-state") == "succeeded"
+    assert points(page) == 1500 // 20
+    # The stream answered with the key: at least the last loaded row came again.
+    assert int(page.get_attribute("#view", "data-frames") or 0) >= 1
+    assert in_band_share(curves_drawn(page, "#job-figure")) >= 0.9
+    assert not dialog.is_visible()  # asked once, not again for the stream
+
+    with server.client() as client:
+        ck_id = wait_for_state(client, job_id, {"succeeded"})["latest_checkpoint"]
+        original = client.get(f"/v1/checkpoints/{ck_id}/file").content
+    page.goto(f"{server.url}/#/checkpoints/{ck_id}")
+    page.wait_for_selector("#view[data-drawn='200']")
+    with page.expect_download() as download:
+        page.click("#ck-download")
+    saved = tmp_path / "ck.safetensors"
+    download.value.save_as(saved)
+    assert saved.read_bytes() == original
+
+    assert not [u for u in requests if server.api_key in u], "the key went into a URL"
+    assert any("/events?" in u for u in requests)
