@@ -1,5 +1,6 @@
 """The service's log: its ``curvegan.*`` loggers on stderr beside uvicorn's lines, and one line
-per job when it starts and when it ends (succeeds, fails, is cancelled), with its figures.
+per job when it starts, when it goes back to the queue (suspended, or its worker lost) and
+when it ends (succeeds, fails, is cancelled, queued or running), with its figures.
 
 The job lines come from the store's lease transitions (claim, finish), the one place every
 runner goes through: in local mode that is a pool process, whose stderr is the server's.
@@ -49,3 +50,11 @@ def job_ended(job_id: str, state: str, summary: str, error: str | None) -> None:
         log.warning("job %s %s at %s: %s", job_id, state, summary, error)
     else:
         log.info("job %s %s at %s", job_id, state, summary)
+
+
+def job_requeued(job_id: str, why: str) -> None:
+    log.info("job %s back in the queue: %s", job_id, why)
+
+
+def job_cancelled_while_queued(job_id: str) -> None:
+    log.info("job %s cancelled while queued", job_id)

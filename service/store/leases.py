@@ -287,7 +287,12 @@ class LeaseQueries(Engines):
             if to is JobState.CANCELLED:
                 values["finished_at"] = time.time()
             self._fenced_update(conn, lease, suspend_requested=False, **values)
-            return to
+            step = conn.execute(sa.select(jobs.c.step).where(jobs.c.id == lease.job_id)).scalar()
+        if to is JobState.QUEUED:
+            logs.job_requeued(lease.job_id, f"suspended at step {step} (its worker stops)")
+        else:
+            logs.job_ended(lease.job_id, to.value, f"step {step}", None)
+        return to
 
     def recover_lapsed(
         self, max_losses: int, worker_ids: Iterable[str] | None = None
@@ -301,17 +306,24 @@ class LeaseQueries(Engines):
         else:
             cond.append(jobs.c.worker_id.in_(list(worker_ids)))
         moved: dict[str, JobState] = {}
+        ended: dict[str, tuple[str, str | None]] = {}  # id -> (summary, error)
         with self._write.begin() as conn:
             # FOR UPDATE: as in release, a cancel must not slip in between read and update;
             # in seq order, so that two recovery passes lock rows in one order (no deadlock).
             # SKIP LOCKED: a row some writer holds now is taken at a later pass, not waited on.
             rows = conn.execute(
-                sa.select(jobs.c.id, jobs.c.attempt, jobs.c.cancel_requested, jobs.c.lost_count)
+                sa.select(
+                    jobs.c.id,
+                    jobs.c.attempt,
+                    jobs.c.cancel_requested,
+                    jobs.c.lost_count,
+                    jobs.c.step,
+                )
                 .where(*cond)
                 .order_by(jobs.c.seq)
                 .with_for_update(skip_locked=True)
             ).all()
-            for job_id, attempt, cancel, lost in rows:
+            for job_id, attempt, cancel, lost, step in rows:
                 values: dict[str, Any] = {
                     "lease_expires_at": None,
                     "lost_count": lost + 1,
@@ -335,6 +347,12 @@ class LeaseQueries(Engines):
                 )
                 if updated.rowcount == 1:
                     moved[job_id] = to
+                    ended[job_id] = (f"step {step}, its worker lost", values.get("error"))
+        for job_id, to in moved.items():
+            if to is JobState.QUEUED:
+                logs.job_requeued(job_id, "its worker was lost; it resumes from its checkpoint")
+            else:
+                logs.job_ended(job_id, to.value, *ended[job_id])
         return moved
 
     def request_suspend(self, worker_ids: Iterable[str]) -> int:

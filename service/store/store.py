@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .. import logs
 from ..domain import (
     FINAL_STATES,
     METRIC_FIELDS,
@@ -212,7 +213,7 @@ class Store(LeaseQueries, SweepQueries):
                 .where(jobs.c.id == job_id, jobs.c.state.not_in(_FINAL))
                 .values(cancel_requested=True)
             )
-            conn.execute(
+            ended = conn.execute(
                 jobs.update()
                 .where(jobs.c.id == job_id, jobs.c.state == JobState.QUEUED.value)
                 .values(
@@ -220,7 +221,9 @@ class Store(LeaseQueries, SweepQueries):
                     finished_at=time.time(),
                     lease_expires_at=None,
                 )
-            )
+            ).rowcount
+        if ended:  # a running job's worker logs its own end
+            logs.job_cancelled_while_queued(job_id)
 
     def request_save(self, job_id: str) -> bool:
         """Asks the running job's worker, wherever it is, to save at its next step."""

@@ -3,6 +3,7 @@ records, leases with fencing, lapse recovery on the database's clock, and concur
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -623,3 +624,28 @@ def test_a_checkpoint_an_unfinished_job_resumes_from_is_not_deleted(store: Store
     with pytest.raises(MissingCheckpoint):  # deleted before the job could be recorded
         make_job(store, "late", resumed_from="up", step=50)
     assert store.get_job("late") is None
+
+
+def test_the_job_log_has_a_line_for_each_queue_transition(
+    store: Store, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server's log set-up (service/logs.py) stops propagation to the root's handlers.
+    monkeypatch.setattr(logging.getLogger("curvegan"), "propagate", True)
+    caplog.set_level(logging.INFO, logger="curvegan.jobs")
+    make_job(store, "queued")
+    store.request_cancel("queued")  # no worker will ever say it ended
+    make_job(store, "held")
+    store.release(claim(store))  # suspended: back to the queue
+    claim(store, "w2")
+    assert store.recover_lapsed(max_losses=5, worker_ids=["w2"]) == {"held": JobState.QUEUED}
+    claim(store, "w3")
+    assert store.recover_lapsed(max_losses=2, worker_ids=["w3"]) == {"held": JobState.FAILED}
+    lines = [r.getMessage() for r in caplog.records if r.name == "curvegan.jobs"]
+    expected = [
+        "job queued cancelled while queued",
+        "job held back in the queue: suspended at step 0 (its worker stops)",
+        "job held back in the queue: its worker was lost; it resumes from its checkpoint",
+        "job held failed at step 0, its worker lost: its worker was lost 2 times (died, hung "
+        "or cut off); giving up",
+    ]
+    assert [line for line in lines if "started on" not in line] == expected, lines
