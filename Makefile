@@ -1,6 +1,7 @@
 # The two commands: `make run` and `make test`. Each creates or reuses .venv and installs
 # what it needs before it runs: `make run` the service (curvegan[server], torch pinned to the
-# CPU build 2.13.0), `make test` that plus the dev tools (pytest, ruff, hadolint).
+# CPU build 2.13.0), `make test` that plus the dev tools (pytest, ruff, hadolint, playwright)
+# and Debian's chromium for the browser tests.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -39,7 +40,9 @@ run: $(SERVER_STAMP)
 train: $(SERVER_STAMP)
 	$(BIN)/python -m gan_engine train --out checkpoints $(ARGS)
 
+# The browser tests drive Debian's chromium: installed with apt when missing and run as root.
 test: $(DEV_STAMP)
+	sh scripts/ensure_chromium.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,172 @@
+"""/docs (Swagger UI) and /redoc in real headless Chromium with the network cut off: every
+request that is not to this machine is aborted (and fails the test), and each page renders
+every operation of /openapi.json with no console error, on a server with an API key set (the
+docs stay open, the browser has no key). Also: the guard itself sees a page reaching off the machine, and a declared
+401 is allowed while an undeclared one, or one that never came, is not."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from tests.service.browser.conftest import KeyedServer, PageOpener
+from tests.service.browser.harness import failed_fetch, guarded_context
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+RENDER_TIMEOUT_MS = 20_000
+# The one request ReDoc 2.5.2 sends off the machine (its side menu's "API docs by Redocly"
+# logo): until /redoc stops it, the ReDoc test xfails on exactly that and fails on anything
+# else.
+REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+
+
+@pytest.fixture
+def docs_url(keyed_browser_server: KeyedServer) -> str:
+    """A server with CURVEGAN_API_KEY set, whose pages the browser opens without the key: the
+    docs must stay open while /v1 is closed. (The docs pages have no code path that depends
+    on the key; a second, keyless server would cost ~8 s of the suite and show nothing more.)
+    """
+    return keyed_browser_server.url
+
+
+def operations(url: str) -> dict[tuple[str, str], dict]:
+    """(METHOD, path) -> operation, from the server's /openapi.json (fetched without a key)."""
+    r = httpx.get(f"{url}/openapi.json", timeout=10)
+    assert r.status_code == 200, r.text
+    return {
+        (method.upper(), path): op
+        for path, item in r.json()["paths"].items()
+        for method, op in item.items()
+        if method in HTTP_METHODS
+    }
+
+
+def test_swagger_ui_renders_every_operation_offline(
+    docs_url: str, open_page: PageOpener, screenshot: Callable[..., Path]
+) -> None:
+    ops = operations(docs_url)
+    assert len(ops) >= 20, sorted(ops)
+    page = open_page(f"{docs_url}/docs")
+    blocks = page.locator(".opblock")
+    blocks.nth(len(ops) - 1).wait_for(timeout=RENDER_TIMEOUT_MS)
+    assert blocks.count() == len(ops)
+    shown = page.evaluate(
+        """() => [...document.querySelectorAll('.opblock')].map(b => [
+            b.querySelector('.opblock-summary-method').textContent.trim(),
+            b.querySelector('.opblock-summary-path').textContent.replace(/\\u200b/g, '').trim(),
+            b.querySelector('.opblock-summary-description').textContent.trim(),
+        ])"""
+    )
+    assert {(m, p): s for m, p, s in shown} == {k: op["summary"] for k, op in ops.items()}
+    assert page.locator(".info .title").first.inner_text().startswith("curvegan")
+    assert page.locator(".opblock-summary-description").first.is_visible()
+    png = screenshot(page, "docs-swagger-ui")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    open_page.guard(page).check()
+
+
+def test_redoc_renders_every_operation_offline(docs_url: str, open_page: PageOpener) -> None:
+    ops = operations(docs_url)
+    page = open_page(f"{docs_url}/redoc")
+    sections = page.locator("[data-section-id^='operation/']")
+    sections.nth(len(ops) - 1).wait_for(timeout=RENDER_TIMEOUT_MS)
+    ids = sections.evaluate_all("els => els.map(e => e.dataset.sectionId)")
+    assert sorted(ids) == sorted(f"operation/{op['operationId']}" for op in ops.values())
+    headings = page.locator("[data-section-id^='operation/'] h2").all_inner_texts()
+    assert set(headings) == {op["summary"] for op in ops.values()}
+    assert page.locator("h1").first.inner_text().startswith("curvegan")
+    guard = open_page.guard(page)
+    problems = guard.problems()
+    logo = [p for p in problems if REDOC_LOGO in p]
+    with contextlib.suppress(AssertionError):
+        guard.check()  # starts the record over: the teardown's check sees nothing more
+    assert problems == logo, problems
+    if logo:
+        pytest.xfail(
+            f"known: ReDoc 2.5.2's side menu loads {REDOC_LOGO} (no option turns it off); "
+            "service/docs_ui.py must stop that request"
+        )
+
+
+def test_the_guard_aborts_and_records_requests_that_leave_localhost(
+    browser: Browser, keyed_browser_server: KeyedServer
+) -> None:
+    context, guard = guarded_context(browser, keyed_browser_server.url)
+    try:
+        page = context.new_page()
+        page.goto("/healthz")
+        local = page.evaluate("fetch('/healthz').then(r => r.status)")
+        outcome = page.evaluate(
+            """async () => {
+                new Image().src = 'http://203.0.113.7/pixel.png';
+                try { await fetch('https://example.com/probe'); return 'reached'; }
+                catch (e) { return 'aborted'; }
+            }"""
+        )
+        page.wait_for_function("() => true")  # lets the image's request reach the router
+        page.wait_for_timeout(200)
+    finally:
+        context.close()
+    assert local == 200
+    assert outcome == "aborted"
+    assert sorted(guard.external) == [
+        "GET http://203.0.113.7/pixel.png",
+        "GET https://example.com/probe",
+    ]
+    problems = guard.problems()
+    assert "request left localhost (aborted): GET https://example.com/probe" in problems
+    assert any("console error: Failed to load resource" in p for p in problems), problems
+    with pytest.raises(AssertionError, match=r"example\.com/probe"):
+        guard.check()
+    assert guard.problems() == []  # check() starts the record over
+
+
+def test_a_declared_401_is_allowed_and_nothing_else(
+    browser: Browser, keyed_browser_server: KeyedServer
+) -> None:
+    url = keyed_browser_server.url
+    context, guard = guarded_context(browser, url)
+    try:
+        page = context.new_page()
+        page.goto("/healthz")  # outside /v1: open without a key
+        fetch = "p => fetch(p).then(r => r.status)"
+        assert page.evaluate(fetch, "/v1/jobs?limit=5") == 401
+        page.wait_for_timeout(100)
+        # undeclared: a console error
+        assert len(guard.console_errors) == 1, guard.console_errors
+        assert failed_fetch(401, "/v1/jobs").search(guard.console_errors[0])
+        assert not failed_fetch(401, "/v1/jobs/x").search(guard.console_errors[0])
+        assert not failed_fetch(422, "/v1/jobs").search(guard.console_errors[0])
+        assert [p.split(":")[0] for p in guard.problems()] == ["console error"]
+        # declared: allowed, and required
+        guard.expect_console_error(failed_fetch(401, "/v1/jobs"))
+        guard.check()
+        guard.expect_console_error(failed_fetch(401, "/v1/sweeps"))
+        assert guard.problems() == [
+            f"expected console error never logged: /{failed_fetch(401, '/v1/sweeps').pattern}/"
+        ]
+        assert page.evaluate(fetch, "/v1/sweeps") == 401
+        # a 401 elsewhere is still an error
+        assert page.evaluate(fetch, "/v1/checkpoints") == 401
+        page.wait_for_timeout(100)
+        problems = guard.problems()
+        assert len(problems) == 1 and "/v1/checkpoints" in problems[0], problems
+        # with the key, the same request passes and logs nothing
+        keyed, keyed_guard = guarded_context(browser, url, api_key=keyed_browser_server.api_key)
+        try:
+            kpage = keyed.new_page()
+            kpage.goto("/healthz")
+            assert kpage.evaluate(fetch, "/v1/jobs") == 200
+            keyed_guard.check()
+        finally:
+            keyed.close()
+    finally:
+        context.close()
