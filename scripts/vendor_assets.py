@@ -43,6 +43,35 @@ FILES = {
 }
 
 
+# Edits made to a vendored file, each with why: (package, file, text, replacement, reason).
+# ReDoc's side menu shows Redocly's logo from Redocly's CDN, with no option to turn it off:
+# the one request /redoc would send off the machine. It gets a blank local image instead.
+BLANK_GIF = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
+PATCHES = [
+    (
+        "redoc",
+        "redoc.standalone.js",
+        'src:"https://cdn.redoc.ly/redoc/logo-mini.svg"',
+        f'src:"{BLANK_GIF}"',
+        "the side menu's Redocly logo came from cdn.redoc.ly: a blank inline image instead",
+    ),
+]
+
+
+def _patch(package: str, target: Path) -> list[str]:
+    done = []
+    for name, file, text, replacement, reason in PATCHES:
+        if name != package:
+            continue
+        path = target / file
+        source = path.read_text(encoding="utf-8")
+        if source.count(text) != 1:
+            raise SystemExit(f"{package}: {file} no longer holds {text!r} once; review PATCHES")
+        path.write_text(source.replace(text, replacement), encoding="utf-8")
+        done.append(f"{file}: {reason}")
+    return done
+
+
 def _get(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=60) as response:
         return response.read()
@@ -64,12 +93,14 @@ def fetch(package: str, version: str) -> dict[str, str]:
             if member is None:
                 raise SystemExit(f"{package}@{version}: no {name}")
             (target / Path(name).name).write_bytes(member.read())
+    patched = _patch(package, target)
     return {
         "version": version,
         "license": meta.get("license", ""),
         "tarball": meta["dist"]["tarball"],
         "integrity": meta["dist"]["integrity"],
         "files": sorted(f"{folder}/{Path(n).name}" for n in names),
+        **({"patched": patched} if patched else {}),
     }
 
 
