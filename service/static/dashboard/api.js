@@ -4,6 +4,9 @@
 
 const KEY_STORE = "curvegan.apiKey";
 let asking = null; // one dialog for every call that met a 401 at the same time
+// Set when the dialog was cancelled: later 401s fail quietly instead of asking again at every
+// poll, until the header's "API key" button (changeKey) opens the dialog on purpose.
+let declined = false;
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -24,27 +27,36 @@ function authHeaders(extra) {
 }
 
 // Resolves once the user gave a key; rejects when they cancel (the call fails with the 401).
-function askKey(message) {
+// `message` is the 401's own; `reason` what the dialog says (why it opened).
+function askKey(message, reason) {
   if (asking) return asking;
+  if (declined) return Promise.reject(new ApiError(401, { error: "unauthorized", message }));
   const dialog = document.getElementById("key-dialog");
   const input = document.getElementById("key-input");
-  document.getElementById("key-reason").textContent = sessionStorage.getItem(KEY_STORE)
+  document.getElementById("key-reason").textContent = reason ?? (sessionStorage.getItem(KEY_STORE)
     ? `The key was refused: ${message}`
-    : "This server asks for an API key.";
+    : "This server asks for an API key.");
   input.value = "";
   asking = new Promise((resolve, reject) => {
     dialog.addEventListener("close", () => {
       asking = null;
-      if (dialog.returnValue === "ok" && input.value) {
+      declined = !(dialog.returnValue === "ok" && input.value);
+      if (declined) reject(new ApiError(401, { error: "unauthorized", message }));
+      else {
         sessionStorage.setItem(KEY_STORE, input.value.trim());
         resolve();
-      } else {
-        reject(new ApiError(401, { error: "unauthorized", message }));
       }
     }, { once: true });
   });
   dialog.showModal();
   return asking;
+}
+
+// The header's "API key" button: set or change the key, then reload the view with it.
+export function changeKey() {
+  declined = false;
+  askKey("no key given", "The key this tab sends with every call (kept until the tab closes).").then(() => window.dispatchEvent(new HashChangeEvent("hashchange")),
+    () => {});
 }
 
 async function errorBody(response) {

@@ -2,6 +2,7 @@
 // #/checkpoints/<id>. Each view is mount(root, signal, ...params) -> optional cleanup; the
 // signal aborts its requests and streams when another view replaces it.
 
+import { changeKey } from "./api.js";
 import { jobsView } from "./jobs.js";
 import { jobView } from "./job.js";
 import { sweepsView, sweepView } from "./sweeps.js";
@@ -42,6 +43,7 @@ function route() {
 }
 
 window.addEventListener("hashchange", route);
+document.getElementById("key-button").addEventListener("click", changeKey);
 // Tests and the benchmark reach the live views through window.dashboard (see job.js).
 window.dashboard = window.dashboard || {};
 route();

@@ -32,6 +32,7 @@ export function jobView(root, signal, id) {
   let latest = null; // the latest metrics row seen
   let curvesRow = null; // the latest row that carried curves, not drawn yet
   let curvesSeen = false;
+  let deleted = false;
   let frame = null;
 
   function renderStatus() {
@@ -131,14 +132,18 @@ export function jobView(root, signal, id) {
     await followEvents(`/v1/jobs/${id}/events`, {
       signal,
       query: { since_step: Math.max(0, charts.lastStep - 1) },
-      done: () => FINAL.has(job.state),
+      done: () => deleted || FINAL.has(job.state),
       onEvent(name, data) {
         if (name === "state") setJob(data);
         else if (name === "metrics") {
           root.dataset.frames = Number(root.dataset.frames || 0) + 1; // frames the stream brought
+          // The row's state is not applied here: the state frame that follows a change
+          // does that, with the actions that go with it.
           ingest([data]);
-          if (job.state !== data.state) { job = { ...job, state: data.state }; root.dataset.state = data.state; }
-        } else if (name === "deleted") notify(`job ${id} was deleted`, "error");
+        } else if (name === "deleted") {
+          deleted = true; // not reconnected: it would only be a 404
+          notify(`job ${id} was deleted`, "error");
+        }
       },
     });
     root.dataset.stream = "ended";

@@ -72,6 +72,7 @@ export function sweepView(root, signal, id) {
       tbody));
 
   let sweep = null;
+  let deleted = false;
   let drawnCheckpoint = null;
   let sampling = false;
 
@@ -128,9 +129,10 @@ export function sweepView(root, signal, id) {
     render();
     await followEvents(`/v1/sweeps/${id}/events`, {
       signal,
-      done: () => FINAL.has(sweep.state),
+      done: () => deleted || FINAL.has(sweep.state),
       onEvent(name, data) {
         if (name === "sweep") { sweep = data; render(); }
+        if (name === "deleted") deleted = true;
       },
     });
     root.dataset.stream = "ended";

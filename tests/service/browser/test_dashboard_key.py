@@ -37,6 +37,12 @@ def test_key_dialog_then_live_job_and_download(
     page.wait_for_selector("#view[data-view=jobs][data-loaded=true]")
     assert not dialog.is_visible()
     assert page.evaluate("sessionStorage.getItem('curvegan.apiKey')") == server.api_key
+    # The header's button opens the dialog on purpose; cancelling keeps the key.
+    page.click("#key-button")
+    dialog.wait_for()
+    page.click("#key-cancel")
+    dialog.wait_for(state="hidden")
+    assert page.evaluate("sessionStorage.getItem('curvegan.apiKey')") == server.api_key
 
     page.select_option("#f-preset", "fast")
     page.fill("#f-steps", "1500")
