@@ -5,6 +5,7 @@ error it did not declare and on any request that leaves localhost."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -176,7 +177,14 @@ def test_checkpoint_sample_download_and_upload(
         page.wait_for_selector("#ck-upload-status[data-checkpoint-id]")
         uploaded = page.get_attribute("#ck-upload-status", "data-checkpoint-id")
         assert client.get(f"/v1/checkpoints/{uploaded}").json()["source"] == "upload"
-        page.locator(f"#checkpoints-table tr[data-checkpoint-id={uploaded}]").wait_for()
+        uploaded_row = page.locator(f"#checkpoints-table tr[data-checkpoint-id={uploaded}]")
+        uploaded_row.wait_for()
+
+        # Delete the upload again (after the confirm dialog).
+        page.once("dialog", lambda d: d.accept())
+        uploaded_row.locator("button[data-action=delete]").click()
+        uploaded_row.wait_for(state="detached")
+        assert client.get(f"/v1/checkpoints/{uploaded}").status_code == 404
 
         # Sample: N curves over the bounds and the histogram of their fitted a.
         row.locator("a.sample").click()
@@ -219,3 +227,44 @@ def test_sweep_page_compares_members(open_page: Any, browser_server: Server) -> 
         page.wait_for_selector("#sweep-best-figure[data-curves='8']")
         best = client.get(f"/v1/sweeps/{sweep_id}").json()["best"]
         assert page.get_attribute("#sweep-best-figure", "data-job-id") == best["job_id"]
+
+
+def test_stream_reconnects_after_a_drop_with_last_event_id(
+    open_page: Any, browser_server: Server
+) -> None:
+    """The page's first history page and first stream are replayed from a finished job's rows
+    as if it were still running, and that stream ends early (a dropped connection): the page
+    connects again with Last-Event-ID and gets the rest from the server, each row once."""
+    with browser_server.client() as client:
+        job = finished_job(client, steps=400)
+        rows = client.get(f"/v1/jobs/{job['id']}/metrics").json()["items"]
+    assert len(rows) == 20
+    running = {**job, "state": "running", "finished_at": None}
+    page = open_page(browser_server.url)
+    page.route(
+        "**/v1/jobs/*/metrics?*",
+        lambda route: route.fulfill(json={"items": rows[:5]}),
+    )
+    seen: list[dict[str, str]] = []
+
+    def events(route: Any) -> None:
+        seen.append(route.request.headers)
+        if len(seen) > 1:
+            route.continue_()
+            return
+        frames = [f"event: state\ndata: {json.dumps(running)}\n\n"]
+        frames += [
+            f"id: {r['step']}\nevent: metrics\ndata: {json.dumps({**r, 'state': 'running'})}\n\n"
+            for r in rows[4:10]
+        ]
+        route.fulfill(status=200, content_type="text/event-stream", body="".join(frames))
+
+    page.route("**/v1/jobs/*/events?*", events)
+    page.goto(f"{browser_server.url}/#/jobs/{job['id']}")
+    page.wait_for_selector("#view[data-stream=ended]", state="attached")
+    assert len(seen) == 2
+    assert "last-event-id" not in seen[0]
+    assert seen[1]["last-event-id"] == str(rows[9]["step"])
+    assert points(page) == 20
+    assert page.get_attribute("#view", "data-state") == "succeeded"
+    page.wait_for_function("document.querySelector('#job-figure').dataset.step == 400")
