@@ -268,3 +268,28 @@ def test_stream_reconnects_after_a_drop_with_last_event_id(
     assert points(page) == 20
     assert page.get_attribute("#view", "data-state") == "succeeded"
     page.wait_for_function("document.querySelector('#job-figure').dataset.step == 400")
+
+
+def test_final_job_without_curves_draws_from_its_checkpoint(
+    open_page: Any, browser_server: Server
+) -> None:
+    """Rows logged before metrics carried curves: the stream (replayed without them) gives the
+    figure nothing, so the page samples 8 curves from the job's latest checkpoint."""
+    with browser_server.client() as client:
+        job = finished_job(client, steps=300)
+        rows = client.get(f"/v1/jobs/{job['id']}/metrics").json()["items"]
+    frames = f"event: state\ndata: {json.dumps(job)}\n\n"
+    frames += "".join(
+        f"id: {r['step']}\nevent: metrics\ndata: {json.dumps({**r, 'state': 'succeeded'})}\n\n"
+        for r in rows[-1:]
+    )
+    frames += f"event: state\ndata: {json.dumps(job)}\n\n"
+    page = open_page(browser_server.url)
+    page.route(
+        "**/v1/jobs/*/events?*",
+        lambda route: route.fulfill(content_type="text/event-stream", body=frames),
+    )
+    page.goto(f"{browser_server.url}/#/jobs/{job['id']}")
+    page.wait_for_selector("#job-figure[data-source=samples][data-curves='8']", state="attached")
+    assert len(curves_drawn(page, "#job-figure")) == 8
+    assert points(page) == len(rows)
