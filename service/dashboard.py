@@ -9,16 +9,26 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
+from starlette.types import Scope
 
 DASHBOARD_DIR = Path(__file__).parent / "static" / "dashboard"
 DASHBOARD_URL = "/static/dashboard"
+# The browser revalidates every file (a 304 when unchanged) instead of guessing a lifetime
+# from Last-Modified: an upgraded server's page never runs with an older one's modules.
+REVALIDATE = {"Cache-Control": "no-cache"}
+
+
+class _RevalidatedFiles(StaticFiles):
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers.update(REVALIDATE)
+        return response
 
 
 def install_dashboard(app: FastAPI) -> None:
-    app.mount(DASHBOARD_URL, StaticFiles(directory=DASHBOARD_DIR), name="dashboard")
+    app.mount(DASHBOARD_URL, _RevalidatedFiles(directory=DASHBOARD_DIR), name="dashboard")
 
     @app.get("/", include_in_schema=False)
     async def dashboard() -> FileResponse:
-        # no-cache: the browser revalidates (a 304 when unchanged), so an upgraded server's
-        # page is never mixed with the modules of an older one.
-        return FileResponse(DASHBOARD_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+        return FileResponse(DASHBOARD_DIR / "index.html", headers=REVALIDATE)
