@@ -36,11 +36,13 @@ export function jobView(root, signal, id) {
   let frame = null;
 
   function renderStatus() {
+    // The newer of the job (state frames) and the latest row (metrics frames; rows from
+    // GET .../metrics carry no progress).
+    const step = Math.max(job.step, latest?.step ?? 0);
     status.replaceChildren(
       stateBadge(job.state, "job-state"),
-      progressBar(latest?.progress ?? job.progress, "job-progress"),
-      h("span", { id: "job-step", class: "sub", dataset: { step: latest?.step ?? job.step } },
-        `step ${latest?.step ?? job.step} / ${job.steps}`));
+      progressBar(Math.max(job.progress, latest?.progress ?? 0), "job-progress"),
+      h("span", { id: "job-step", class: "sub", dataset: { step } }, `step ${step} / ${job.steps}`));
     const m = latest || job.metrics || {}, q = latest || job.quality || {};
     quality.replaceChildren(
       ...[["D accuracy", m.d_accuracy], ["D score", m.d_score], ["D loss", m.d_loss],
