@@ -293,3 +293,52 @@ def test_final_job_without_curves_draws_from_its_checkpoint(
     page.wait_for_selector("#job-figure[data-source=samples][data-curves='8']", state="attached")
     assert len(curves_drawn(page, "#job-figure")) == 8
     assert points(page) == len(rows)
+
+
+def test_history_pages_of_ten_thousand_rows(open_page: Any, browser_server: Server) -> None:
+    """A 10 500-row history comes in two pages (limit 10 000, then since_step = the last step),
+    both drawn, and the stream opens at the last step - 1 (its row comes again, for its
+    curves). The rows are made up, served through page.route."""
+    with browser_server.client() as client:
+        job = finished_job(client, steps=100)
+    job = {**job, "step": 10_500, "steps": 10_500}
+    asked: list[str] = []
+
+    def row(step: int) -> dict[str, Any]:
+        return {"step": step, "d_loss": 1.38, "g_loss": 0.69, "d_accuracy": 0.5,
+                "d_score": -1.38, "in_band": 0.98, "resid": 0.01, "w1_a": 0.01}  # fmt: skip
+
+    def metrics(route: Any) -> None:
+        since = int(route.request.url.split("since_step=")[1].split("&")[0])
+        asked.append(route.request.url.split("?")[1])
+        last = min(since + 10_000, 10_500)
+        route.fulfill(json={"items": [row(s) for s in range(since + 1, last + 1)]})
+
+    def events(route: Any) -> None:
+        asked.append(route.request.url.split("?")[1])
+        curves = [[(1.5 + k / 10) * (x * x + 1) - 1 for x in (-1 + i / 7 for i in range(15))]
+                  for k in range(4)]  # fmt: skip
+        last = {**row(10_500), "state": "succeeded", "progress": 1.0, "curves": curves}
+        route.fulfill(
+            content_type="text/event-stream",
+            body=f"event: state\ndata: {json.dumps(job)}\n\n"
+            f"id: 10500\nevent: metrics\ndata: {json.dumps(last)}\n\n",
+        )
+
+    page = open_page(browser_server.url)
+    page.route("**/v1/jobs/*/metrics?*", metrics)
+    page.route("**/v1/jobs/*/events?*", events)
+    started = time.monotonic()
+    page.goto(f"{browser_server.url}/#/jobs/{job['id']}")
+    page.wait_for_selector("#view[data-stream=ended]", state="attached")
+    page.wait_for_function("document.querySelector('#chart-d').dataset.points == 10500")
+    elapsed = time.monotonic() - started
+    assert asked == [
+        "since_step=0&limit=10000",
+        "since_step=10000&limit=10000",
+        "since_step=10499",
+    ]
+    assert page.get_attribute("#job-figure", "data-step") == "10500"
+    assert in_band_share(curves_drawn(page, "#job-figure")) == 1.0
+    assert canvas_ink(page, "#chart-quality") > 500
+    assert elapsed < 10, f"10 500 rows took {elapsed:.1f} s to draw"
