@@ -10,12 +10,9 @@ import time
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.conftest import Server, wait_for_state
 from tests.service.browser.harness import failed_fetch
-
-pytest.importorskip("playwright")
 
 # Fast jobs: the `fast` preset lands in the band within ~1 000 steps and runs ~1 000
 # steps/s here; log_every 20 gives the page a row every ~20 ms to draw.

@@ -7,14 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from tests.conftest import wait_for_state
 from tests.service.browser.conftest import KeyedServer
 from tests.service.browser.harness import failed_fetch
 from tests.service.browser.test_dashboard import curves_drawn, in_band_share, points
-
-pytest.importorskip("playwright")
 
 
 def test_key_dialog_then_live_job_and_download(
