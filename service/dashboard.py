@@ -29,6 +29,7 @@ class _RevalidatedFiles(StaticFiles):
 def install_dashboard(app: FastAPI) -> None:
     app.mount(DASHBOARD_URL, _RevalidatedFiles(directory=DASHBOARD_DIR), name="dashboard")
 
-    @app.get("/", include_in_schema=False)
+    # HEAD too: uptime checks and `curl -I` ask for the page's headers only.
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def dashboard() -> FileResponse:
         return FileResponse(DASHBOARD_DIR / "index.html", headers=REVALIDATE)

@@ -27,11 +27,13 @@ async function loadPresets(signal) {
 }
 
 // Cancel, save-checkpoint and delete, enabled as the job's state allows; shared with job.js.
-export function jobActions(job, { onChange, signal } = {}) {
+// `compact`: the list's row, where "Save checkpoint" would wrap the buttons onto three lines.
+export function jobActions(job, { onChange, signal, compact = false } = {}) {
   const final = FINAL.has(job.state);
   const act = (label, cls, enabled, run) =>
     h("button", {
       class: cls, type: "button", disabled: !enabled, dataset: { action: cls, jobId: job.id },
+      title: cls === "checkpoint" ? "save a checkpoint now" : undefined,
       onclick: (e) => { e.stopPropagation(); attempt(run).then(() => onChange && attempt(onChange)); },
     }, label);
   return h("span", { class: "actions" },
@@ -39,7 +41,7 @@ export function jobActions(job, { onChange, signal } = {}) {
       await request("POST", `/v1/jobs/${job.id}/cancel`, { signal });
       notify(`cancelling ${job.id}`);
     }),
-    act("Save checkpoint", "checkpoint", job.state === "running", async () => {
+    act(compact ? "Save" : "Save checkpoint", "checkpoint", job.state === "running", async () => {
       const ck = await postJson(`/v1/jobs/${job.id}/checkpoints`, undefined, { signal });
       notify(`saved checkpoint ${ck.id} at step ${ck.step}`);
     }),
@@ -63,7 +65,7 @@ function jobRow(job, refresh, signal) {
     h("td", { class: "num" }, num(m.d_score)),
     h("td", { class: "num" }, num(q.in_band)),
     h("td", { class: "num" }, num(q.w1_a)),
-    h("td", {}, jobActions(job, { onChange: refresh, signal })),
+    h("td", {}, jobActions(job, { onChange: refresh, signal, compact: true })),
   );
 }
 

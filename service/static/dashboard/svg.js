@@ -14,10 +14,10 @@ function polyline(xs, ys, sx, sy) {
   return xs.map((x, i) => `${i ? "L" : "M"}${sx(x).toFixed(1)},${sy(ys[i]).toFixed(1)}`).join("");
 }
 
-function axes(sx, sy, xTicks, yTicks, xLabel = "", yLabel = "") {
+function axes(sx, sy, xTicks, yTicks, xLabel = "", yLabel = "", xTick = (t) => t) {
   const [x0, x1] = [M.l, W - M.r], [y0, y1] = [H - M.b, M.t];
   let s = `<rect class="frame" x="${x0}" y="${y1}" width="${x1 - x0}" height="${y0 - y1}"/>`;
-  for (const t of xTicks) s += `<text class="tick" x="${sx(t)}" y="${y0 + 14}" text-anchor="middle">${t}</text>`;
+  for (const t of xTicks) s += `<text class="tick" x="${sx(t)}" y="${y0 + 14}" text-anchor="middle">${xTick(t)}</text>`;
   for (const t of yTicks) s += `<text class="tick" x="${x0 - 5}" y="${sy(t) + 4}" text-anchor="end">${t}</text>`;
   if (xLabel) s += `<text class="label" x="${x1}" y="${H - 2}" text-anchor="end">${xLabel}</text>`;
   if (yLabel) s += `<text class="label" x="4" y="${M.t - 10}">${yLabel}</text>`;
@@ -27,21 +27,31 @@ function axes(sx, sy, xTicks, yTicks, xLabel = "", yLabel = "") {
 // The tutorial's figure. curves: lists of 15 y values on X15 (or on `x`). dAccuracy and
 // dScore are written on it as the tutorial does; either may be absent.
 export function drawFigure(svg, { curves = [], x = X15, dAccuracy, dScore, caption = "" }) {
+  // The tutorial's view (-0.5 to 3.5) grown to hold every curve, within limits: a curve far
+  // off is still seen leaving the frame, and one wild curve cannot squash the others flat.
+  const all = curves.flat().filter(Number.isFinite);
+  const yLo = Math.max(-4, Math.min(-0.5, Math.floor(Math.min(...all, 0) * 2) / 2));
+  const yHi = Math.min(8, Math.max(3.5, Math.ceil(Math.max(...all, 0) * 2) / 2));
   const sx = scale([-1, 1], [M.l, W - M.r]);
-  const sy = scale([-0.5, 3.5], [H - M.b, M.t]);
+  const sy = scale([yLo, yHi], [H - M.b, M.t]);
   const fine = Array.from({ length: 41 }, (_, i) => -1 + i / 20);
   const clip = `${svg.id || "fig"}-clip`;
+  const yTicks = [];
+  for (let t = Math.ceil(yLo); t <= yHi; t += yHi - yLo > 6 ? 2 : 1) yTicks.push(t);
   let s = `<defs><clipPath id="${clip}"><rect x="${M.l}" y="${M.t}" width="${W - M.l - M.r}" height="${H - M.t - M.b}"/></clipPath></defs>`;
-  s += axes(sx, sy, [-1, -0.5, 0, 0.5, 1], [0, 1, 2, 3]);
+  s += axes(sx, sy, [-1, -0.5, 0, 0.5, 1], yTicks);
   s += `<g clip-path="url(#${clip})">`;
-  s += `<path class="bound upper" d="${polyline(fine, fine.map((v) => 2 * v * v + 1), sx, sy)}"/>`;
-  s += `<path class="bound lower" d="${polyline(fine, fine.map((v) => v * v), sx, sy)}"/>`;
-  s += '<g class="curves">';
+  // Many curves are drawn fainter, so that where they crowd shows the density.
+  s += `<g class="curves${curves.length > 16 ? " many" : ""}">`;
   for (const ys of curves) {
     const values = ys.map((v) => v.toFixed(4)).join(",");
     s += `<path class="curve" data-values="${values}" d="${polyline(x, ys, sx, sy)}"/>`;
   }
-  s += "</g></g>";
+  s += "</g>";
+  // The bounds over the curves: with a hundred curves drawn they would vanish beneath.
+  s += `<path class="bound upper" d="${polyline(fine, fine.map((v) => 2 * v * v + 1), sx, sy)}"/>`;
+  s += `<path class="bound lower" d="${polyline(fine, fine.map((v) => v * v), sx, sy)}"/>`;
+  s += "</g>";
   s += `<text class="legend upper" x="${M.l + 6}" y="${M.t + 14}">upper bound 2x²+1</text>`;
   s += `<text class="legend lower" x="${M.l + 6}" y="${M.t + 28}">lower bound x²</text>`;
   s += `<text class="legend curve" x="${M.l + 6}" y="${M.t + 42}">generated (${curves.length})</text>`;
@@ -100,7 +110,7 @@ export function drawHistogram(svg, values) {
 }
 
 // A scatter of members: x = varied value, y = metric; the best member ringed.
-export function drawScatter(svg, points, { xLabel, yLabel, categorical }) {
+export function drawScatter(svg, points, { xLabel, yLabel, categorical, xTick }) {
   const xs = points.map((p) => p.x), ys = points.map((p) => p.y).filter(Number.isFinite);
   let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
   if (x0 === x1) [x0, x1] = [x0 - 1, x1 + 1];
@@ -111,8 +121,9 @@ export function drawScatter(svg, points, { xLabel, yLabel, categorical }) {
   const sx = scale([x0 - pad, x1 + pad], [M.l, W - M.r]);
   const sy = scale([y0 - yp, y1 + yp], [H - M.b, M.t]);
   const xTicks = categorical ? [] : [...new Set(xs)].slice(0, 12);
-  const yTicks = [y0, (y0 + y1) / 2, y1].map((v) => +v.toPrecision(3));
-  let s = axes(sx, sy, xTicks, yTicks, xLabel, yLabel);
+  // Two significant digits fit the left margin (a label like 0.0868 was cut to .0868).
+  const yTicks = [y0, (y0 + y1) / 2, y1].map((v) => +v.toPrecision(2));
+  let s = axes(sx, sy, xTicks, yTicks, xLabel, yLabel, xTick);
   for (const p of points) {
     if (!Number.isFinite(p.y)) continue;
     s += `<circle class="member${p.best ? " best" : ""}" data-member-index="${p.index}" cx="${sx(p.x).toFixed(1)}" cy="${sy(p.y).toFixed(1)}" r="${p.best ? 7 : 5}"><title>${p.label}: ${p.y.toPrecision(4)}</title></circle>`;

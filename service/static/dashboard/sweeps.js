@@ -47,8 +47,10 @@ function xAxis(members) {
   const values = members.map((m) => m.values[fields[0]]);
   if (fields.length === 1 && values.every((v) => typeof v === "number")) {
     const log = values.every((v) => v > 0) && Math.max(...values) / Math.min(...values) >= 10;
-    return { label: log ? `log10 ${fields[0]}` : fields[0], categorical: false,
-      x: (m) => (log ? Math.log10(m.values[fields[0]]) : m.values[fields[0]]) };
+    // On a log axis the ticks still name the values themselves (3e-4, not -3.52).
+    return { label: log ? `${fields[0]} (log scale)` : fields[0], categorical: false,
+      x: (m) => (log ? Math.log10(m.values[fields[0]]) : m.values[fields[0]]),
+      tick: (t) => +(log ? 10 ** t : t).toPrecision(3) };
   }
   return { label: "member", categorical: true, x: (m) => m.member_index };
 }
@@ -99,7 +101,8 @@ export function sweepView(root, signal, id) {
     drawScatter(chart, sweep.members.map((m) => ({
       index: m.member_index, x: axis.x(m), y: metricOf(m, metric.value),
       best: m.member_index === bestIndex, label: JSON.stringify(m.values),
-    })), { xLabel: axis.label, yLabel: metric.value, categorical: axis.categorical });
+    })), { xLabel: axis.label, yLabel: metric.value, categorical: axis.categorical,
+      xTick: axis.tick });
     drawBest();
   }
 
