@@ -79,7 +79,9 @@ def render(
         if text.d_score is not None:
             lines.append(f"D score = {text.d_score:.2f} (-1.38 for G to converge)")
         if lines:
-            ax.text(-0.5, 2.3, "\n".join(lines), fontdict={"size": 10})
+            # The tutorial wrote these at (-0.5, 2.3), where its legend covered them: here
+            # both sit above the dip of the upper bound, where no curve of the band goes.
+            ax.text(0.5, 0.63, "\n".join(lines), fontsize=9, ha="center", transform=ax.transAxes)
         # The tutorial's 0..3, widened to every curve: one that strays is shown whole, not cut.
         finite = np.asarray(curves, dtype=np.float64)
         finite = finite[np.isfinite(finite)]
@@ -87,7 +89,7 @@ def render(
         high = max(3.0, float(finite.max())) if finite.size else 3.0
         ax.set_ylim(low - 0.05 * (high - low) * (low < 0), high + 0.05 * (high - low) * (high > 3))
         ax.set_title(text.title, fontsize=10)
-        ax.legend(loc="upper right", fontsize=9)
+        ax.legend(loc="upper center", fontsize=9)
         buf = io.BytesIO()
         fig.savefig(buf, format=fmt, dpi=DPI, metadata={"Software": None} if fmt == "png" else None)
     return buf.getvalue()

@@ -164,12 +164,13 @@ def keyed_browser_server(
 
 
 @pytest.fixture(scope="session")
-def screenshot(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Page, str], Path]:
-    """``screenshot(page, name) -> Path``: the page as ``<tmp>/<name>.png``; with
-    CURVEGAN_UPDATE_SCREENSHOTS=1 also docs/img/<name>.png (the README's pictures)."""
+def screenshot(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``screenshot(page, name, selector=None) -> Path``: the page (or the element
+    ``selector`` finds) as ``<tmp>/<name>.png``; with CURVEGAN_UPDATE_SCREENSHOTS=1 also
+    docs/img/<name>.png (the README's pictures)."""
     tmp_dir = tmp_path_factory.mktemp("screenshots")
 
-    def take(page: Page, name: str) -> Path:
-        return save_screenshot(page, name, tmp_dir, SCREENSHOT_DOCS_DIR)
+    def take(page: Page, name: str, selector: str | None = None) -> Path:
+        return save_screenshot(page, name, tmp_dir, SCREENSHOT_DOCS_DIR, selector)
 
     return take

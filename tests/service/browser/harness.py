@@ -168,13 +168,17 @@ def guarded_context(
     return context, guard
 
 
-def save_screenshot(page: Page, name: str, tmp_dir: Path, docs_dir: Path) -> Path:
-    """Writes ``<tmp_dir>/<name>.png`` and, when CURVEGAN_UPDATE_SCREENSHOTS=1, the same to
-    ``<docs_dir>/<name>.png``; returns the first."""
+def save_screenshot(
+    page: Page, name: str, tmp_dir: Path, docs_dir: Path, selector: str | None = None
+) -> Path:
+    """Writes ``<tmp_dir>/<name>.png`` (the page, or only the element ``selector`` finds)
+    and, when CURVEGAN_UPDATE_SCREENSHOTS=1, the same to ``<docs_dir>/<name>.png``; returns
+    the first."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
         raise ValueError(f"screenshot name {name!r}: letters, digits, '_', '.', '-' only")
     path = tmp_dir / f"{name}.png"
-    png = page.screenshot(path=str(path))
+    shot = page.locator(selector).screenshot if selector else page.screenshot
+    png = shot(path=str(path))
     if os.environ.get("CURVEGAN_UPDATE_SCREENSHOTS") == "1":
         docs_dir.mkdir(parents=True, exist_ok=True)
         (docs_dir / f"{name}.png").write_bytes(png)

@@ -114,6 +114,12 @@ def test_start_job_from_form_and_watch_it_train(
     assert page.get_attribute("#job-progress", "data-progress") == "1.0000"
     screenshot(page, "dashboard-job")
 
+    # The server-side figure of the same job, as a browser shows it (the README's picture).
+    page.goto(f"{browser_server.url}/v1/jobs/{job_id}/figure.png?n=5&seed=0&width=640&height=480")
+    size = page.evaluate("[document.images[0].naturalWidth, document.images[0].naturalHeight]")
+    assert size == [640, 480], size
+    screenshot(page, "figure", "img")
+
     # The list shows it with its quality, and the state filter keeps it or drops it.
     page.goto(f"{browser_server.url}/#/jobs")
     row = page.locator(f"#jobs-table tr[data-job-id={job_id}]")
