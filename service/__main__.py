@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import socket
+
 import uvicorn
 
 from . import logs
 from .http_limits import BoundedHttpToolsProtocol
 from .settings import Settings
+from .streams import drain_all
+
+
+class _Server(uvicorn.Server):
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        drain_all()  # open event streams end now, not when their jobs do (see drain_all)
+        await super().shutdown(sockets)
 
 
 def main() -> None:
     settings = Settings()
     logs.configure(settings.log_level)
-    uvicorn.run(
+    config = uvicorn.Config(
         "service.main:app",
         host=settings.host,
         port=settings.port,
@@ -23,6 +32,7 @@ def main() -> None:
         # own; to serve more clients, run more servers or use cluster mode (docs/scaling.md).
         workers=1,
     )
+    _Server(config).run()
 
 
 if __name__ == "__main__":

@@ -8,15 +8,32 @@ however it ends: run to its end, cut by its client, or never started at all.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
+import weakref
 from collections.abc import AsyncIterator
 
 from fastapi.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from .domain import TooManyStreams
 
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+# Every StreamSlots of this process, for drain_all().
+_ALL: weakref.WeakSet[StreamSlots] = weakref.WeakSet()
+
+
+def drain_all() -> None:
+    """Ends every open event stream of this process, cleanly, and at once: called when the
+    server starts shutting down. uvicorn waits for open responses to finish before it shuts
+    the app down, and a stream finishes only with its job: one open dashboard would hold a
+    SIGTERM until its job ended. A stream cut here has sent whole frames only; its client
+    reconnects with Last-Event-ID, to this server once it is back or to another."""
+    for slots in list(_ALL):
+        slots.draining.set()
 
 
 class StreamSlots:
@@ -26,6 +43,8 @@ class StreamSlots:
         self.limit = limit
         self._open = 0
         self._lock = threading.Lock()
+        self.draining = asyncio.Event()  # set by drain_all()
+        _ALL.add(self)
 
     @property
     def open(self) -> int:
@@ -51,12 +70,41 @@ class _SlotStream(StreamingResponse):
     def __init__(self, slots: StreamSlots, content: AsyncIterator[str]) -> None:
         super().__init__(content, media_type="text/event-stream", headers=HEADERS)
         self._slots: StreamSlots | None = slots
+        self._draining = slots.draining
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            await self._until_drained(scope, receive, send)
         finally:
             self._release()
+
+    async def _until_drained(self, scope: Scope, receive: Receive, send: Send) -> None:
+        sent = {"start": False, "end": False}
+
+        async def tracked(message: Message) -> None:
+            await send(message)
+            if message["type"] == "http.response.start":
+                sent["start"] = True
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                sent["end"] = True
+
+        body = asyncio.ensure_future(super().__call__(scope, receive, tracked))
+        drained = asyncio.ensure_future(self._draining.wait())
+        try:
+            await asyncio.wait({body, drained}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            drained.cancel()
+            if not body.done():
+                body.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await body
+        if body.cancelled():  # drained: end the response as a stream ends, frames whole
+            if not sent["start"]:
+                await send({"type": "http.response.start", "status": 503, "headers": []})
+            if not sent["end"]:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        else:
+            body.result()  # its own error, if it had one
 
     def _release(self) -> None:
         slots, self._slots = self._slots, None

@@ -183,3 +183,53 @@ def test_diverging_job_fails_naming_the_step_and_the_server_lives(
     ok = create(client, {"config": {"steps": 200, "log_every": 100}})
     ok_done = wait_state(client, ok["id"], FINAL, timeout=60)
     assert ok_done["state"] == "succeeded", f"{ok_done}\n{server.log()[-3000:]}"
+
+
+def test_sigterm_ends_open_event_streams_and_a_client_resumes_after_the_restart(
+    make_server: Callable[..., Server],
+) -> None:
+    # Before: uvicorn waits for open responses before it shuts down, and a job's stream ends
+    # only with its job, so one open dashboard held a SIGTERM for the whole job.
+    server = make_server()
+    assert server.proc is not None
+    with server.client() as http:
+        job = create(http, {"config": {"steps": 10_000_000, "log_every": 50}})
+        url = f"/v1/jobs/{job['id']}/events"
+        events: list[tuple[str, str]] = []  # (event, id)
+        with http.stream("GET", url, timeout=httpx.Timeout(10.0, read=60.0)) as stream:
+            name = ""
+            lines = stream.iter_lines()
+            for line in lines:
+                if line.startswith("event: "):
+                    name = line.removeprefix("event: ")
+                elif line.startswith("id: "):
+                    events.append((name, line.removeprefix("id: ")))
+                    if len(events) == 3:
+                        break
+            stopped = time.monotonic()
+            server.proc.terminate()
+            # The stream ends cleanly (no transport error), on a frame boundary.
+            rest = []
+            for line in lines:
+                rest.append(line)
+                took = time.monotonic() - stopped
+                assert took < 15, f"the stream was still open {took:.1f} s after SIGTERM"
+            assert rest[-1:] in ([], [""]), rest[-3:]
+            assert not any('"state":"succeeded"' in line for line in rest)
+        server.proc.wait(timeout=30)
+        took = time.monotonic() - stopped
+    assert took < 15, f"the server took {took:.1f} s to stop with a stream open"
+    assert "Application shutdown complete" in server.log()
+
+    server.start()
+    last = int(events[-1][1])
+    with server.client() as http:
+        headers = {"Last-Event-ID": str(last)}
+        with http.stream("GET", url, headers=headers, timeout=30.0) as stream:
+            ids = []
+            for line in stream.iter_lines():
+                if line.startswith("id: "):
+                    ids.append(int(line.removeprefix("id: ")))
+                    break
+        assert ids and ids[0] > last, (ids, last)
+        http.post(f"/v1/jobs/{job['id']}/cancel")
