@@ -87,9 +87,11 @@ class PageOpener:
         assert not problems, "the browser saw:\n  " + "\n  ".join(problems)
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an event loop running in this
+# thread while it is open, and every later test calling asyncio.run() would fail.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the whole run: Debian's binary (CURVEGAN_TEST_CHROMIUM, else
+    """One headless Chromium for the browser tests: Debian's binary (CURVEGAN_TEST_CHROMIUM, else
     `chromium` on PATH, else /usr/bin/chromium) launched by Playwright's sync API with
     CHROMIUM_ARGS (no sandbox, no GPU, no QUIC, none of Chromium's own background traffic,
     no name resolves but this machine's). Skips (fails under CURVEGAN_TEST_REQUIRE_SERVICES=1)
