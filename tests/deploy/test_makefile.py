@@ -18,8 +18,8 @@ from tests.deploy.test_container import CPU_INDEX
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 
 
-def dry_run(target: str, venv: Path) -> list[str]:
-    """The pip install lines `make TARGET` would run on a fresh venv at ``venv``."""
+def make_commands(target: str, venv: Path) -> list[str]:
+    """The commands `make TARGET` would run on a fresh venv at ``venv``."""
     r = subprocess.run(
         ["make", "-n", "-C", str(ROOT), f"VENV={venv}", target],
         capture_output=True,
@@ -27,7 +27,12 @@ def dry_run(target: str, venv: Path) -> list[str]:
         timeout=30,
         check=True,
     )
-    return [line for line in r.stdout.splitlines() if "pip install" in line]
+    return r.stdout.splitlines()
+
+
+def dry_run(target: str, venv: Path) -> list[str]:
+    """The pip install lines of ``make_commands``."""
+    return [line for line in make_commands(target, venv) if "pip install" in line]
 
 
 def extras(lines: list[str]) -> set[str]:
@@ -53,17 +58,6 @@ def test_the_image_installs_what_make_run_does() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert f"PIP_EXTRA_INDEX_URL={CPU_INDEX}" in dockerfile
     assert re.findall(r"pip install --no-cache-dir '(\.\[[a-z,]+\])'", dockerfile) == [".[server]"]
-
-
-def make_commands(target: str, venv: Path) -> list[str]:
-    r = subprocess.run(
-        ["make", "-n", "-C", str(ROOT), f"VENV={venv}", target],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    return r.stdout.splitlines()
 
 
 def test_only_make_test_sees_to_chromium_for_the_browser_tests(tmp_path: Path) -> None:
