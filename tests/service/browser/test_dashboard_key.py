@@ -59,11 +59,19 @@ def test_key_dialog_then_live_job_and_download(
         original = client.get(f"/v1/checkpoints/{ck_id}/file").content
     page.goto(f"{server.url}/#/checkpoints/{ck_id}")
     page.wait_for_selector("#view[data-drawn='200']")
+    assert page.get_attribute("#ck-hist", "data-n") == "200"  # sampled with the key
     with page.expect_download() as download:
         page.click("#ck-download")
     saved = tmp_path / "ck.safetensors"
     download.value.save_as(saved)
     assert saved.read_bytes() == original
+
+    # Cancel with the key, from the list's button.
+    with server.client() as client:
+        long_job = client.post("/v1/jobs", json={"config": {"steps": 1_000_000}}).json()["id"]
+    page.goto(f"{server.url}/#/jobs")
+    page.click(f"#jobs-table tr[data-job-id={long_job}] button[data-action=cancel]")
+    page.wait_for_selector(f"#jobs-table tr[data-job-id={long_job}][data-state=cancelled]")
 
     assert not [u for u in requests if server.api_key in u], "the key went into a URL"
     assert any("/events?" in u for u in requests)
