@@ -345,4 +345,7 @@ def test_a_sweep_spreads_over_both_nodes_as_populations(cluster: Cluster) -> Non
         done = wait_until(final, 90, "the sweep final", cluster.logs)
         assert [j["state"] for j in done] == ["succeeded"] * 4, done  # type: ignore[union-attr]
         nodes = [node_of(j) for j in done]  # type: ignore[union-attr]
-        assert sorted(nodes.count(n) for n in set(nodes)) == [2, 2], nodes
+        # Usually 2 and 2. A node that has claimed a member but not yet its share of the
+        # siblings can lose one to the other node's next message: 3 and 1 (seen once in CI,
+        # under load). Both nodes train, and a node trains several members at once.
+        assert sorted(nodes.count(n) for n in set(nodes)) in ([2, 2], [1, 3]), nodes
