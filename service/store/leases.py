@@ -277,17 +277,19 @@ class LeaseQueries(Engines):
         with self._write.begin() as conn:
             # FOR UPDATE: a cancel committed between this read and the update below would
             # otherwise be lost, the job requeued with it (and so never claimed again).
-            cancel = conn.execute(
-                sa.select(jobs.c.cancel_requested).where(*_held(lease)).with_for_update()
-            ).scalar()
-            if cancel is None:
+            held = conn.execute(
+                sa.select(jobs.c.cancel_requested, jobs.c.step)
+                .where(*_held(lease))
+                .with_for_update()
+            ).first()
+            if held is None:
                 raise LeaseLost(lease.job_id)
+            cancel, step = held
             to = JobState.CANCELLED if cancel else JobState.QUEUED
             values: dict[str, Any] = {"state": to.value, "lease_expires_at": None}
             if to is JobState.CANCELLED:
                 values["finished_at"] = time.time()
             self._fenced_update(conn, lease, suspend_requested=False, **values)
-            step = conn.execute(sa.select(jobs.c.step).where(jobs.c.id == lease.job_id)).scalar()
         if to is JobState.QUEUED:
             logs.job_requeued(lease.job_id, f"suspended at step {step} (its worker stops)")
         else:
