@@ -1,5 +1,5 @@
 """Refresh the Swagger UI and ReDoc files that /docs and /redoc serve, and uPlot, the one chart
-library the dashboard (/) loads (service/static/vendor): they come from the npm registry's
+library the dashboard (/) loads (service/api/static/vendor): they come from the npm registry's
 tarballs, checked against the registry's integrity hash, so the pages render with no internet.
 Run: python scripts/vendor_assets.py [--swagger V] [--redoc V] [--uplot V]
 """
@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 REGISTRY = "https://registry.npmjs.org"
-VENDOR = Path(__file__).resolve().parent.parent / "service" / "static" / "vendor"
+VENDOR = Path(__file__).resolve().parent.parent / "service" / "api" / "static" / "vendor"
 # ReDoc stays on 2.x: FastAPI's get_redoc_html writes the <redoc spec-url> tag 2.x reads.
 # uPlot: MIT, ~50 KB, draws 10 000-point histories on a canvas without a framework.
 DEFAULTS = {"swagger-ui-dist": "5.35.0", "redoc": "2.5.2", "uplot": "1.6.32"}

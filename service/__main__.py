@@ -7,9 +7,9 @@ import socket
 import uvicorn
 
 from . import logs
-from .http_limits import BoundedHttpToolsProtocol
+from .api.http_protocol import BoundedHttpToolsProtocol
+from .api.streams import drain_all
 from .settings import Settings
-from .streams import drain_all
 
 
 class _Server(uvicorn.Server):

@@ -1,5 +1,5 @@
 """The ASGI app: ``uvicorn service.main:app``."""
 
-from .app import create_app
+from .api.app import create_app
 
 app = create_app()

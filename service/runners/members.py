@@ -12,8 +12,8 @@ from collections.abc import Callable
 from gan_engine import Checkpoint, LogRecord, TrainConfig, TrainingDiverged
 from gan_engine.population import Population, shape_key
 
-from ..diskfull import without_paths
 from ..domain import JobRecord, JobState, Lease
+from ..storage.diskfull import without_paths
 from ..store import LeaseLost
 from .worker import WorkerContext, run_claimed, save_or_skip
 

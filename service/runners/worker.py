@@ -15,10 +15,10 @@ from sqlalchemy.exc import DBAPIError
 from gan_engine import Checkpoint, TrainConfig, TrainingDiverged, checkpoint_from_bytes
 from gan_engine.population import Population
 
-from ..checkpointing import save_checkpoint
-from ..diskfull import is_disk_full, without_paths
 from ..domain import JobRecord, JobState, Lease
 from ..storage import CheckpointStorage
+from ..storage.diskfull import is_disk_full, without_paths
+from ..storage.saving import save_checkpoint
 from ..store import LeaseLost, Store
 
 log = logging.getLogger("curvegan.worker")

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from service.app import create_app
-from service.dashboard import DASHBOARD_DIR
+from service.api.app import create_app
+from service.api.dashboard import DASHBOARD_DIR
 from service.settings import Settings
 
 

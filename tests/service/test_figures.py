@@ -1,6 +1,6 @@
 """Figures: GET /v1/checkpoints/{id}/figure.{png,svg} and /v1/jobs/{id}/figure.{png,svg}.
 
-The drawing itself is checked in-process (service.figures.render): a valid PNG of the size
+The drawing itself is checked in-process (service.core.figures.render): a valid PNG of the size
 asked for, a valid SVG whose curve lines lie between the two bound lines at every x. The
 routes run on a real server: a checkpoint whose generator draws one of the artist's curves
 comes back drawn inside the bounds; a job's figure carries its latest D accuracy and score.
@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from gan_engine import Checkpoint, TrainConfig, Trainer, x_grid
-from service.figures import HIGH_ID, LOW_ID, FigureText, curve_id, render
+from service.core.figures import HIGH_ID, LOW_ID, FigureText, curve_id, render
 from tests.conftest import Server, wait_for_state
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

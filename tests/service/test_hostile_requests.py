@@ -20,8 +20,8 @@ import pytest
 
 from gan_engine import ConfigError, TrainConfig
 from gan_engine.config import MAX_SEED
-from service.app import create_app
-from service.config_schema import CONFIG_PROPERTIES
+from service.api.app import create_app
+from service.api.schemas.config import CONFIG_PROPERTIES
 from service.settings import Settings
 from tests.conftest import Server
 

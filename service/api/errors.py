@@ -12,9 +12,9 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 
-from .diskfull import is_disk_full
-from .domain import DomainError, TooManyRequests, Unauthorized
-from .domain.errors import InsufficientStorage
+from ..domain import DomainError, TooManyRequests, Unauthorized
+from ..domain.errors import InsufficientStorage
+from ..storage.diskfull import is_disk_full
 
 log = logging.getLogger("curvegan.errors")
 

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validat
 
 from gan_engine.config import MAX_SEED, PRESETS
 
-from .config_schema import config_schema
-from .domain import CheckpointRecord, JobRecord
+from ...domain import CheckpointRecord, JobRecord
+from .config import config_schema
 
 JobStateName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 # The largest offset or step a query may name: SQLite and PostgreSQL keep integers in 64

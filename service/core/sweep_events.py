@@ -8,10 +8,10 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-from .domain import JobRecord, SweepRecord, SweepStats
+from ..api.schemas.sweeps import Sweep
+from ..domain import JobRecord, SweepRecord, SweepStats
+from ..store import Store
 from .events import KEEPALIVE_S, frame
-from .store import Store
-from .sweep_schemas import Sweep
 
 # Slower than a job's stream (0.2 s): a sweep's frame carries every member, and one poll reads
 # all of them in one query.

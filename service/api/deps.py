@@ -6,15 +6,15 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from .catalog import CheckpointService
-from .events import EventHub
-from .intake import key_matches, unauthorized
-from .jobs import JobService
-from .runners import Runner
-from .settings import Settings
-from .storage import CheckpointStorage
-from .store import Store
-from .sweeps import SweepService
+from ..core.checkpoints import CheckpointService
+from ..core.events import EventHub
+from ..core.jobs import JobService
+from ..core.sweeps import SweepService
+from ..runners import Runner
+from ..settings import Settings
+from ..storage import CheckpointStorage
+from ..store import Store
+from .limits import key_matches, unauthorized
 from .telemetry import Telemetry
 
 

@@ -11,9 +11,9 @@ from fastapi import Query, Request, Response
 
 from gan_engine.config import MAX_SEED
 
+from ...core.figures import MEDIA_TYPES, FigureText, Format, render
 from ..deps import Services
-from ..figures import MEDIA_TYPES, FigureText, Format, render
-from ..schemas import SampleRequest
+from ..schemas.common import SampleRequest
 
 NPY = "application/x-npy"
 

@@ -11,10 +11,10 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from ...domain import Conflict
 from ..deps import Services, services
-from ..domain import Conflict
-from ..intake import OffloadedJsonRoute
-from ..schemas import (
+from ..limits import OffloadedJsonRoute
+from ..schemas.common import (
     MAX_OFFSET,
     NO_NUL,
     Checkpoint,

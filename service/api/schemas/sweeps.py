@@ -7,10 +7,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
-from .config_schema import CONFIG_PROPERTIES, config_schema
-from .domain import BEST_BY, DEFAULT_BEST_BY, JobRecord, SweepRecord, SweepStats
-from .domain.sweeps import best_member, member_values
-from .schemas import (
+from ...domain import BEST_BY, DEFAULT_BEST_BY, JobRecord, SweepRecord, SweepStats
+from ...domain.sweeps import best_member, member_values
+from .common import (
     NO_NUL,
     JobStateName,
     LossMetrics,
@@ -20,6 +19,7 @@ from .schemas import (
     json_integers,
     nullable,
 )
+from .config import CONFIG_PROPERTIES, config_schema
 
 _BEST_BY_DOC = ", ".join(f"{name} ({c.better})" for name, c in BEST_BY.items())
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from gan_engine import PRESETS, ConfigError, TrainConfig
 
-from .checkpointing import new_id
-from .domain import (
+from ..api.schemas.sweeps import SweepCreate
+from ..domain import (
     BEST_BY,
     Conflict,
     Invalid,
@@ -23,10 +23,10 @@ from .domain import (
     SweepStats,
     TooManyJobs,
 )
-from .domain.sweeps import grid_indices, grid_size
-from .runners import Runner
-from .store import IdempotencyConflict, Page, QueueFull, Store
-from .sweep_schemas import SweepCreate
+from ..domain.sweeps import grid_indices, grid_size
+from ..runners import Runner
+from ..storage.saving import new_id
+from ..store import IdempotencyConflict, Page, QueueFull, Store
 
 FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
 # Named once for the whole sweep, never per member (the messages say why).

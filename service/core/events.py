@@ -16,10 +16,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .domain import JobRecord
-from .schemas import Job
-from .store import Store
-from .streams import StreamSlots
+from ..api.schemas.common import Job
+from ..api.streams import StreamSlots
+from ..domain import JobRecord
+from ..store import Store
 
 POLL_S = 0.2
 KEEPALIVE_S = 15.0

@@ -13,8 +13,8 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from .storage import CheckpointStorage
-from .store import Store
+from ..storage import CheckpointStorage
+from ..store import Store
 
 log = logging.getLogger("curvegan.janitor")
 

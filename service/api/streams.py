@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from fastapi.responses import StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
-from .domain import TooManyStreams
+from ..domain import TooManyStreams
 
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 

@@ -12,9 +12,8 @@ import numpy as np
 
 from gan_engine import CheckpointError, CurveSampler, Samples, checkpoint_from_bytes
 
-from .checkpointing import save_checkpoint
-from .diskfull import without_paths
-from .domain import (
+from ..api.schemas.common import SampleRequest
+from ..domain import (
     CheckpointRecord,
     Conflict,
     Invalid,
@@ -22,9 +21,10 @@ from .domain import (
     NotFound,
     PayloadTooLarge,
 )
-from .schemas import SampleRequest
-from .storage import CheckpointStorage
-from .store import CheckpointInUse, Store
+from ..storage import CheckpointStorage
+from ..storage.diskfull import without_paths
+from ..storage.saving import save_checkpoint
+from ..store import CheckpointInUse, Store
 
 
 class SamplerCache:

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .domain import NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from ..domain import NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType
 from .errors import domain_response
 
 PROTECTED_PREFIX = "/v1"

@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
 
+from ...core.sweep_events import sweep_stream
 from ..deps import Services, services
-from ..intake import OffloadedJsonRoute
-from ..schemas import MAX_OFFSET, Error, IdempotencyKey
+from ..limits import OffloadedJsonRoute
+from ..schemas.common import MAX_OFFSET, Error, IdempotencyKey
+from ..schemas.sweeps import Sweep, SweepCreate, SweepList, SweepSummary
 from ..streams import event_stream
-from ..sweep_events import sweep_stream
-from ..sweep_schemas import Sweep, SweepCreate, SweepList, SweepSummary
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"], route_class=OffloadedJsonRoute)
 Svc = Annotated[Services, Depends(services)]

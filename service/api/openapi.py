@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 
 from gan_engine.config import MAX_SEED
 
-from .settings import Settings
+from ..settings import Settings
 
 _ERROR = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 

@@ -8,9 +8,9 @@ import uuid
 
 from gan_engine import Checkpoint
 
-from .domain import LOSS_FIELDS, QUALITY_FIELDS, CheckpointRecord, Lease
-from .storage import CheckpointStorage
-from .store import Store
+from ..domain import LOSS_FIELDS, QUALITY_FIELDS, CheckpointRecord, Lease
+from ..store import Store
+from . import CheckpointStorage
 
 
 def new_id(prefix: str) -> str:

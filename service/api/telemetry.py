@@ -12,8 +12,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .events import EventHub
-from .store import Store
+from ..core.events import EventHub
+from ..store import Store
 
 
 class _StoreCollector(Collector):

@@ -9,22 +9,22 @@ from contextlib import asynccontextmanager
 import torch
 from fastapi import Depends, FastAPI
 
-from .catalog import CheckpointService
+from ..core.checkpoints import CheckpointService
+from ..core.events import EventHub
+from ..core.janitor import janitor
+from ..core.jobs import JobService
+from ..core.sweeps import SweepService
+from ..runners import make_runner
+from ..settings import Settings
+from ..storage import make_storage
+from ..store import Store
 from .dashboard import install_dashboard
 from .deps import Services, require_api_key
-from .docs_ui import install_docs
+from .docs import install_docs
 from .errors import install_error_handlers
-from .events import EventHub
-from .intake import BodyLimit, RequestGate
-from .janitor import janitor
-from .jobs import JobService
+from .limits import BodyLimit, RequestGate
 from .openapi import honest_openapi, operation_id
-from .routers import checkpoints, jobs, ops, sweeps
-from .runners import make_runner
-from .settings import Settings
-from .storage import make_storage
-from .store import Store
-from .sweeps import SweepService
+from .routes import checkpoints, jobs, ops, sweeps
 from .telemetry import Telemetry, TelemetryMiddleware
 
 

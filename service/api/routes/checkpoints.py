@@ -8,9 +8,10 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from ...storage.base import read_chunks
 from ..deps import Services, services
-from ..intake import OffloadedJsonRoute
-from ..schemas import (
+from ..limits import OffloadedJsonRoute
+from ..schemas.common import (
     MAX_OFFSET,
     NO_NUL,
     Checkpoint,
@@ -19,7 +20,6 @@ from ..schemas import (
     SampleRequest,
     SampleResponse,
 )
-from ..storage.base import read_chunks
 from .samples import (
     FIGURE_RESPONSES,
     NPY,

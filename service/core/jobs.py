@@ -10,13 +10,13 @@ import time
 
 from gan_engine import PRESETS, ConfigError, TrainConfig
 
-from .checkpointing import new_id
-from .domain import CheckpointRecord, Conflict, Invalid, JobRecord, JobState, NotFound, TooManyJobs
-from .domain.errors import InsufficientStorage
-from .runners import Runner
-from .schemas import JobCreate
-from .storage import CheckpointStorage
-from .store import IdempotencyConflict, MissingCheckpoint, QueueFull, Store
+from ..api.schemas.common import JobCreate
+from ..domain import CheckpointRecord, Conflict, Invalid, JobRecord, JobState, NotFound, TooManyJobs
+from ..domain.errors import InsufficientStorage
+from ..runners import Runner
+from ..storage import CheckpointStorage
+from ..storage.saving import new_id
+from ..store import IdempotencyConflict, MissingCheckpoint, QueueFull, Store
 
 # Fields a job resuming from a checkpoint may change: how long it trains and how it reports.
 RESUME_MUTABLE = frozenset({"steps", "log_every", "checkpoint_every"})
