@@ -8,7 +8,7 @@ import uvicorn
 
 from . import logs
 from .api.http_protocol import BoundedHttpToolsProtocol
-from .api.streams import drain_all
+from .core.events import drain_all
 from .settings import Settings
 
 

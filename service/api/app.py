@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI
 
 from ..core.checkpoints import CheckpointService
 from ..core.events import EventHub
+from ..core.health import Health
 from ..core.janitor import janitor
 from ..core.jobs import JobService
 from ..core.sweeps import SweepService
@@ -38,9 +39,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     telemetry = Telemetry(store, lambda: runner.busy_workers, events)
     svc = Services(
         settings=settings,
-        store=store,
-        storage=storage,
-        runner=runner,
         jobs=JobService(store, runner, max_queued=settings.max_queued_jobs, storage=storage),
         sweeps=SweepService(
             store,
@@ -56,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             cache_size=settings.sampler_cache,
         ),
         events=events,
+        health=Health(store, runner),
         telemetry=telemetry,
     )
 

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from ..core.checkpoints import CheckpointService
 from ..core.events import EventHub
+from ..core.health import Health
 from ..core.jobs import JobService
 from ..core.sweeps import SweepService
-from ..runners import Runner
 from ..settings import Settings
-from ..storage import CheckpointStorage
-from ..store import Store
 from .limits import key_matches, unauthorized
 from .telemetry import Telemetry
 
@@ -21,13 +20,11 @@ from .telemetry import Telemetry
 @dataclass
 class Services:
     settings: Settings
-    store: Store
-    storage: CheckpointStorage
-    runner: Runner
     jobs: JobService
     sweeps: SweepService
     checkpoints: CheckpointService
     events: EventHub
+    health: Health
     telemetry: Telemetry
 
 
@@ -35,6 +32,10 @@ class Services:
 # every request for what is a dict lookup and a header comparison.
 async def services(request: Request) -> Services:
     return request.app.state.services
+
+
+# The one alias every route takes its services by.
+Svc = Annotated[Services, Depends(services)]
 
 
 async def require_api_key(request: Request) -> None:

@@ -54,13 +54,30 @@ def short_repr(value: Any, limit: int = MAX_ECHO_CHARS) -> str:
     return f"{text[:limit]}... ({len(text)} characters)"
 
 
+# The one table from a domain error's code to its HTTP status: the domain knows no HTTP.
+STATUS: dict[str, int] = {
+    "not_found": 404,
+    "conflict": 409,
+    "validation_error": 422,
+    "invalid_checkpoint": 422,
+    "payload_too_large": 413,
+    "unsupported_media_type": 415,
+    "too_many_requests": 429,
+    "too_many_jobs": 429,
+    "too_many_streams": 429,
+    "unauthorized": 401,
+    "insufficient_storage": 507,
+    "internal_error": 500,
+}
+
+
 def domain_response(exc: DomainError) -> JSONResponse:
     headers = None
     if isinstance(exc, TooManyRequests):
         headers = {"Retry-After": str(exc.retry_after)}
     elif isinstance(exc, Unauthorized):
         headers = {"WWW-Authenticate": "Bearer"}
-    return error_response(exc.status, exc.code, exc.message, exc.field, headers)
+    return error_response(STATUS[exc.code], exc.code, exc.message, exc.field, headers)
 
 
 def _describe(err: dict[str, Any]) -> tuple[str, str]:
@@ -139,7 +156,7 @@ def install_error_handlers(app: FastAPI) -> None:
             "insufficient storage: the server's disk is full, so nothing was recorded; "
             "retry once space is freed"
         )
-        return error_response(full.status, full.code, full.message, full.field)
+        return domain_response(full)
 
     for kind in (OSError, DBAPIError):
         app.add_exception_handler(kind, _storage)

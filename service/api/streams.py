@@ -1,67 +1,45 @@
-"""A bound on the event streams one server holds open (CURVEGAN_MAX_EVENT_STREAMS).
-
-A stream lasts as long as its job or sweep, hours maybe, and holds a connection and its own
-frames all that time: without a bound, enough idle subscribers starve the server of file
-descriptors and CPU. Each stream takes a slot before its response starts and gives it back
-however it ends: run to its end, cut by its client, or never started at all.
-"""
+"""Event streams as server-sent events: the hub's domain events (core/events.py) written as
+frames, in a response that holds one of the server's stream slots for as long as it runs."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
-import weakref
+import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi.responses import StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
-from ..domain import TooManyStreams
+from ..core.events import Event, StreamSlots
+from .schemas.common import Job
+from .schemas.sweeps import Sweep
 
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-# Every StreamSlots of this process, for drain_all().
-_ALL: weakref.WeakSet[StreamSlots] = weakref.WeakSet()
+def frame(event: str, data: Any, event_id: int | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-def drain_all() -> None:
-    """Ends every open event stream of this process, cleanly, and at once: called when the
-    server starts shutting down. uvicorn waits for open responses to finish before it shuts
-    the app down, and a stream finishes only with its job: one open dashboard would hold a
-    SIGTERM until its job ended. A stream cut here has sent whole frames only; its client
-    reconnects with Last-Event-ID, to this server once it is back or to another."""
-    for slots in list(_ALL):
-        slots.draining.set()
+def render(event: Event) -> str:
+    """One event as its SSE frame: records in the API's own shapes (Job, Sweep)."""
+    if event.kind == "keepalive":
+        return ": keep-alive\n\n"
+    if event.kind == "state":
+        return frame("state", Job.of(event.data).model_dump(mode="json"))
+    if event.kind == "sweep":
+        return frame("sweep", Sweep.of_members(*event.data).model_dump(mode="json"))
+    if event.kind == "deleted":
+        return frame("deleted", {"id": event.data})
+    return frame(event.kind, event.data, event.id)
 
 
-class StreamSlots:
-    """Counts this server's open event streams; safe from the threadpool and the event loop."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._open = 0
-        self._lock = threading.Lock()
-        self.draining = asyncio.Event()  # set by drain_all()
-        _ALL.add(self)
-
-    @property
-    def open(self) -> int:
-        return self._open
-
-    def take(self) -> None:
-        with self._lock:
-            if self._open >= self.limit:
-                raise TooManyStreams(
-                    f"{self._open} event streams are open on this server, the most it holds "
-                    f"(CURVEGAN_MAX_EVENT_STREAMS={self.limit}); retry later or poll instead"
-                )
-            self._open += 1
-
-    def give_back(self) -> None:
-        with self._lock:
-            self._open -= 1
+async def _frames(events: AsyncIterator[Event]) -> AsyncIterator[str]:
+    async for event in events:
+        yield render(event)
 
 
 class _SlotStream(StreamingResponse):
@@ -117,11 +95,11 @@ class _SlotStream(StreamingResponse):
         self._release()
 
 
-def event_stream(slots: StreamSlots, content: AsyncIterator[str]) -> StreamingResponse:
-    """``content`` as a server-sent event stream holding a slot; 429 when none is free."""
+def event_stream(slots: StreamSlots, events: AsyncIterator[Event]) -> StreamingResponse:
+    """``events`` as a server-sent event stream holding a slot; 429 when none is free."""
     slots.take()
     try:
-        return _SlotStream(slots, content)
+        return _SlotStream(slots, _frames(events))
     except BaseException:
         slots.give_back()
         raise

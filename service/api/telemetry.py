@@ -39,8 +39,9 @@ class _StoreCollector(Collector):
         )
         yield GaugeMetricFamily(
             "curvegan_event_watches",
-            "Jobs whose event streams this server follows (one poll each, however many streams)",
-            self.events.watched_jobs,
+            "Jobs and sweeps whose event streams this server follows (one poll each, however "
+            "many streams)",
+            self.events.watched,
         )
         yield GaugeMetricFamily(
             "curvegan_event_streams",

@@ -1,4 +1,5 @@
-"""What the checkpoint routes do: uploads, files, deletion and sampling (with an LRU cache)."""
+"""Checkpoints: uploads, listing, files, deletion and sampling (with an LRU cache of loaded
+generators)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import numpy as np
 
 from gan_engine import CheckpointError, CurveSampler, Samples, checkpoint_from_bytes
 
-from ..api.schemas.common import SampleRequest
 from ..domain import (
     CheckpointRecord,
     Conflict,
@@ -21,10 +21,11 @@ from ..domain import (
     NotFound,
     PayloadTooLarge,
 )
+from ..domain.commands import SampleCurves
 from ..storage import CheckpointStorage
 from ..storage.diskfull import without_paths
 from ..storage.saving import save_checkpoint
-from ..store import CheckpointInUse, Store
+from ..store import CheckpointInUse, Page, Store
 
 
 class SamplerCache:
@@ -78,6 +79,10 @@ class CheckpointService:
         if row is None:
             raise NotFound(f"no checkpoint with id {checkpoint_id!r}")
         return row
+
+    def page(self, job_id: str | None, limit: int, offset: int) -> Page[CheckpointRecord]:
+        """Checkpoints, newest first; with ``job_id``, that job's."""
+        return self.store.list_checkpoints(job_id, limit, offset)
 
     def upload(self, data: bytes) -> CheckpointRecord:
         if len(data) > self.max_upload_bytes:
@@ -140,7 +145,7 @@ class CheckpointService:
 
         return self.cache.get(checkpoint_id, load)
 
-    def sample(self, checkpoint_id: str, req: SampleRequest) -> Samples:
+    def sample(self, checkpoint_id: str, req: SampleCurves) -> Samples:
         sampler = self.sampler(checkpoint_id)
         limit = self.max_samples
         if req.z is not None:

@@ -1,25 +1,29 @@
-"""What the job routes do: create, cancel, delete and checkpoint jobs through store and runner."""
+"""Jobs: create (validated and normalised once, here), read, cancel, delete, and checkpoint
+running jobs, through the store and the runner."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
-import secrets
 import time
+from typing import Any
 
-from gan_engine import PRESETS, ConfigError, TrainConfig
+from gan_engine import ConfigError, TrainConfig
+from gan_engine.config import RESUME_MUTABLE
 
-from ..api.schemas.common import JobCreate
 from ..domain import CheckpointRecord, Conflict, Invalid, JobRecord, JobState, NotFound, TooManyJobs
+from ..domain.commands import (
+    CreateJob,
+    check_idempotency_key,
+    preset_of,
+    request_hash,
+    with_seed,
+)
 from ..domain.errors import InsufficientStorage
+from ..domain.records import new_id
 from ..runners import Runner
 from ..storage import CheckpointStorage
-from ..storage.saving import new_id
-from ..store import IdempotencyConflict, MissingCheckpoint, QueueFull, Store
+from ..store import IdempotencyConflict, MissingCheckpoint, Page, QueueFull, Store
 
-# Fields a job resuming from a checkpoint may change: how long it trains and how it reports.
-RESUME_MUTABLE = frozenset({"steps", "log_every", "checkpoint_every"})
 # How long POST /v1/jobs/{id}/checkpoints waits for the running job's next step to save.
 SAVE_WAIT_S = 30.0
 # Room a first checkpoint needs at least (the tutorial's is 67 KB).
@@ -50,25 +54,38 @@ class JobService:
             raise NotFound(f"no job with id {job_id!r}")
         return job
 
-    def _config_for(self, body: JobCreate) -> tuple[TrainConfig, int]:
+    def page(
+        self, state: str | None, limit: int, offset: int, *, sweep_id: str | None = None
+    ) -> Page[JobRecord]:
+        return self.store.list_jobs(state, limit, offset, sweep_id=sweep_id)
+
+    def metrics(self, job_id: str, since_step: int, limit: int) -> list[dict[str, Any]]:
+        """The job's logged rows after ``since_step``, ascending (NotFound for no job)."""
+        self.get(job_id)
+        return self.store.metrics_since(job_id, since_step, limit)
+
+    @property
+    def reads_inline(self) -> bool:
+        """Whether a short read may run on the event loop: the store is a local file."""
+        return self.store.local
+
+    def _config_for(self, cmd: CreateJob) -> tuple[TrainConfig, int]:
         """The complete config (seed None when not asked for) and the step the job starts at."""
-        requested = body.config or {}
-        if "preset" in requested:
-            raise Invalid("config.preset", "a preset is named beside config, not in it")
-        if body.resume_from is None:
-            preset = "tutorial" if body.preset is None else body.preset
-            if preset not in PRESETS:
-                raise Invalid("preset", f"must be one of {', '.join(PRESETS)}; got {preset!r}")
+        requested = dict(cmd.config or {})
+        if cmd.resume_from is None:
+            preset = preset_of(cmd.preset, requested)
             try:
                 config = TrainConfig.from_preset(preset, **requested)
             except ConfigError as exc:
                 raise _config_error(exc) from None
             return config, 0
-        if body.preset is not None:
+        if "preset" in requested:
+            raise Invalid("config.preset", "a preset is named beside config, not in it")
+        if cmd.preset is not None:
             raise Invalid("preset", "cannot be given with resume_from: the job keeps its recipe")
-        ckpt = self.store.get_checkpoint(body.resume_from)
+        ckpt = self.store.get_checkpoint(cmd.resume_from)
         if ckpt is None:
-            raise NotFound(f"no checkpoint with id {body.resume_from!r}", field="resume_from")
+            raise NotFound(f"no checkpoint with id {cmd.resume_from!r}", field="resume_from")
         base = dict(ckpt.config)
         for key, value in requested.items():
             if key not in RESUME_MUTABLE and base.get(key) != value:
@@ -88,32 +105,22 @@ class JobService:
             )
         return config, ckpt.step
 
-    def create(self, body: JobCreate, idempotency_key: str | None) -> tuple[JobRecord, bool]:
-        if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
-            raise Invalid("Idempotency-Key", "must be 1 to 200 characters long")
-        config, start_step = self._config_for(body)
-        request_hash = None
-        if idempotency_key is not None:
-            # The request's meaning, not its spelling: {}, {"preset": "tutorial"} and the
-            # tutorial's fields written out are one job; a random seed is not part of it.
-            meaning = {
-                "name": body.name,
-                "resume_from": body.resume_from,
-                "config": config.to_dict(),
-            }
-            canonical = json.dumps(meaning, sort_keys=True, separators=(",", ":"))
-            request_hash = hashlib.sha256(canonical.encode()).hexdigest()
-        if config.seed is None:
-            config = config.replace(seed=secrets.randbits(63))
+    def create(self, cmd: CreateJob) -> tuple[JobRecord, bool]:
+        """Queues the job (or, for an Idempotency-Key seen before with the same request, finds
+        the first one); returns it and whether it is new."""
+        key = cmd.idempotency_key
+        check_idempotency_key(key)
+        config, start_step = self._config_for(cmd)
+        meaning = {"name": cmd.name, "resume_from": cmd.resume_from, "config": config.to_dict()}
         try:
             job, created = self.store.create_job(
                 job_id=new_id("job"),
-                name=body.name,
-                config=config.to_dict(),
+                name=cmd.name,
+                config=with_seed(config).to_dict(),
                 step=start_step,
-                resumed_from=body.resume_from,
-                idempotency_key=idempotency_key,
-                request_hash=request_hash,
+                resumed_from=cmd.resume_from,
+                idempotency_key=key,
+                request_hash=request_hash(key, meaning),
                 max_queued=self.max_queued,
             )
         except QueueFull as exc:
@@ -123,13 +130,12 @@ class JobService:
             ) from None
         except MissingCheckpoint:
             raise NotFound(
-                f"no checkpoint with id {body.resume_from!r} (deleted just now)",
+                f"no checkpoint with id {cmd.resume_from!r} (deleted just now)",
                 field="resume_from",
             ) from None
         except IdempotencyConflict as exc:
             raise Conflict(
-                f"Idempotency-Key {idempotency_key!r} was used for another request "
-                f"(job {exc.job_id})",
+                f"Idempotency-Key {key!r} was used for another request (job {exc.job_id})",
                 field="Idempotency-Key",
             ) from None
         if created:

@@ -4,15 +4,13 @@ them all in one transaction, and cancel or delete them together."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import secrets
 from collections.abc import Callable
 from typing import Any
 
-from gan_engine import PRESETS, ConfigError, TrainConfig
+from gan_engine import ConfigError, TrainConfig
+from gan_engine.config import SWEEPABLE
 
-from ..api.schemas.sweeps import SweepCreate
 from ..domain import (
     BEST_BY,
     Conflict,
@@ -23,12 +21,18 @@ from ..domain import (
     SweepStats,
     TooManyJobs,
 )
+from ..domain.commands import (
+    CreateSweep,
+    check_idempotency_key,
+    preset_of,
+    request_hash,
+    with_seed,
+)
+from ..domain.records import new_id
 from ..domain.sweeps import grid_indices, grid_size
 from ..runners import Runner
-from ..storage.saving import new_id
 from ..store import IdempotencyConflict, Page, QueueFull, Store
 
-FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
 # Named once for the whole sweep, never per member (the messages say why).
 NOT_PER_MEMBER = {
     "preset": "the sweep's preset is named once, beside config; members vary its fields",
@@ -60,52 +64,39 @@ class SweepService:
     def page(self, limit: int, offset: int) -> Page[tuple[SweepRecord, SweepStats]]:
         return self.store.list_sweeps(limit, offset)
 
-    def create(
-        self, body: SweepCreate, idempotency_key: str | None
-    ) -> tuple[SweepRecord, list[JobRecord]]:
-        if idempotency_key is not None and not 1 <= len(idempotency_key) <= 200:
-            raise Invalid("Idempotency-Key", "must be 1 to 200 characters long")
-        if body.best_by not in BEST_BY:
+    def create(self, cmd: CreateSweep) -> tuple[SweepRecord, list[JobRecord]]:
+        """Queues every member as a job, all or none (or, for an Idempotency-Key seen before
+        with the same request, finds the first sweep)."""
+        key = cmd.idempotency_key
+        check_idempotency_key(key)
+        if cmd.best_by not in BEST_BY:
             better = "; ".join(f"{name}: {c.better}" for name, c in BEST_BY.items())
-            raise Invalid("best_by", f"must be one of {better}; got {body.best_by!r}")
-        preset = "tutorial" if body.preset is None else body.preset
-        if preset not in PRESETS:
-            raise Invalid("preset", f"must be one of {', '.join(PRESETS)}; got {preset!r}")
-        base = body.config or {}
-        if "preset" in base:
-            raise Invalid("config.preset", "a preset is named beside config, not in it")
-        variations = self._variations(body)
+            raise Invalid("best_by", f"must be one of {better}; got {cmd.best_by!r}")
+        base = dict(cmd.config or {})
+        preset = preset_of(cmd.preset, base)
+        variations = self._variations(cmd)
         configs = [_resolve(preset, base, i, variations) for i in range(len(variations.values))]
-        request_hash = None
-        if idempotency_key is not None:
-            # The request's meaning, not its spelling (as for jobs): a grid and the same
-            # members listed, or a preset's fields written out, are one sweep; random seeds
-            # are not part of it.
-            meaning = {
-                "name": body.name,
-                "best_by": body.best_by,
-                "configs": [c.to_dict() for c in configs],
-            }
-            canonical = json.dumps(meaning, sort_keys=True, separators=(",", ":"))
-            request_hash = hashlib.sha256(canonical.encode()).hexdigest()
-        members = [
-            (new_id("job"), (c if c.seed is not None else c.replace(seed=secrets.randbits(63))))
-            for c in configs
-        ]
+        # A grid and the same members listed are one sweep, as for jobs.
+        meaning = {
+            "name": cmd.name,
+            "best_by": cmd.best_by,
+            "configs": [c.to_dict() for c in configs],
+        }
+        members = [(new_id("job"), with_seed(c)) for c in configs]
         spec: dict[str, Any] = {"preset": preset, "config": base}
-        if body.vary is not None:
-            spec["vary"] = body.vary
+        if cmd.vary is not None:
+            spec["vary"] = dict(cmd.vary)
         else:
-            spec["members"] = body.members
+            spec["members"] = [dict(m) for m in cmd.members or []]
         try:
             sweep, created = self.store.create_sweep(
                 sweep_id=new_id("sweep"),
-                name=body.name,
+                name=cmd.name,
                 config=spec,
-                best_by=body.best_by,
+                best_by=cmd.best_by,
                 members=[(job_id, c.to_dict()) for job_id, c in members],
-                idempotency_key=idempotency_key,
-                request_hash=request_hash,
+                idempotency_key=key,
+                request_hash=request_hash(key, meaning),
                 max_queued=self.max_queued,
             )
         except QueueFull as exc:
@@ -115,8 +106,7 @@ class SweepService:
             ) from None
         except IdempotencyConflict as exc:
             raise Conflict(
-                f"Idempotency-Key {idempotency_key!r} was used for another request "
-                f"(sweep {exc.job_id})",
+                f"Idempotency-Key {key!r} was used for another request (sweep {exc.job_id})",
                 field="Idempotency-Key",
             ) from None
         if created:
@@ -124,7 +114,7 @@ class SweepService:
                 self.runner.submit(job_id)
         return sweep, self.store.sweep_members(sweep.id)
 
-    def _variations(self, body: SweepCreate) -> _Variations:
+    def _variations(self, body: CreateSweep) -> _Variations:
         """Each member's fields over the base, and where each came from in the request."""
         if (body.vary is None) == (body.members is None):
             raise Invalid("vary", "give exactly one of vary (a grid) or members (a list)")
@@ -210,5 +200,5 @@ def _resolve(preset: str, base: dict[str, Any], index: int, variations: _Variati
 def _check_field(where: str, name: str) -> None:
     if name in NOT_PER_MEMBER:
         raise Invalid(f"{where}.{name}", NOT_PER_MEMBER[name])
-    if name not in FIELDS:
-        raise Invalid(f"{where}.{name}", f"unknown field; allowed: {', '.join(sorted(FIELDS))}")
+    if name not in SWEEPABLE:
+        raise Invalid(f"{where}.{name}", f"unknown field; allowed: {', '.join(sorted(SWEEPABLE))}")

@@ -1,10 +1,10 @@
-"""Domain errors: raised anywhere in the service, turned into HTTP responses in errors.py."""
+"""Domain errors: each has a stable machine-readable ``code``; the HTTP edge maps codes to
+statuses (service/api/errors.py), so nothing below it knows of HTTP."""
 
 from __future__ import annotations
 
 
 class DomainError(Exception):
-    status = 500
     code = "internal_error"
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
@@ -14,38 +14,38 @@ class DomainError(Exception):
 
 
 class NotFound(DomainError):
-    status, code = 404, "not_found"
+    code = "not_found"
 
 
 class Conflict(DomainError):
-    status, code = 409, "conflict"
+    code = "conflict"
 
 
 class Invalid(DomainError):
     """A request value outside what is allowed; the message names the field and the range."""
 
-    status, code = 422, "validation_error"
+    code = "validation_error"
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}", field=field)
 
 
 class InvalidCheckpoint(DomainError):
-    status, code = 422, "invalid_checkpoint"
+    code = "invalid_checkpoint"
 
 
 class PayloadTooLarge(DomainError):
-    status, code = 413, "payload_too_large"
+    code = "payload_too_large"
 
 
 class UnsupportedMediaType(DomainError):
-    status, code = 415, "unsupported_media_type"
+    code = "unsupported_media_type"
 
 
 class TooManyRequests(DomainError):
-    """Over a limit that frees itself: the answer says when to retry (Retry-After)."""
+    """Over a limit that frees itself: the answer says when to retry (``retry_after`` s)."""
 
-    status, code = 429, "too_many_requests"
+    code = "too_many_requests"
     retry_after = 5
 
 
@@ -58,10 +58,10 @@ class TooManyStreams(TooManyRequests):
 
 
 class Unauthorized(DomainError):
-    status, code = 401, "unauthorized"
+    code = "unauthorized"
 
 
 class InsufficientStorage(DomainError):
     """The disk (of the files or of the database) is full: nothing was recorded."""
 
-    status, code = 507, "insufficient_storage"
+    code = "insufficient_storage"

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import math
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from .states import JobState
+
+
+def new_id(prefix: str) -> str:
+    """A record's id: its kind and 80 random bits, e.g. ``job_3f1c...``."""
+    return f"{prefix}_{uuid.uuid4().hex[:20]}"
+
 
 LOSS_FIELDS = ("d_loss", "g_loss", "d_accuracy", "d_score")
 QUALITY_FIELDS = ("in_band", "resid", "w1_a")

@@ -4,17 +4,13 @@ or partial file; a file whose record is refused is removed again."""
 from __future__ import annotations
 
 import contextlib
-import uuid
 
 from gan_engine import Checkpoint
 
 from ..domain import LOSS_FIELDS, QUALITY_FIELDS, CheckpointRecord, Lease
+from ..domain.records import new_id
 from ..store import Store
 from . import CheckpointStorage
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:20]}"
 
 
 def save_checkpoint(

@@ -9,9 +9,10 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from ...storage.base import read_chunks
-from ..deps import Services, services
+from ..deps import Svc
 from ..limits import OffloadedJsonRoute
 from ..schemas.common import (
+    ERRORS,
     MAX_OFFSET,
     NO_NUL,
     Checkpoint,
@@ -29,8 +30,6 @@ from .samples import (
 )
 
 router = APIRouter(prefix="/v1/checkpoints", tags=["checkpoints"], route_class=OffloadedJsonRoute)
-Svc = Annotated[Services, Depends(services)]
-ERRORS = {404: {"model": Error}, 409: {"model": Error}, 422: {"model": Error}}
 
 
 @router.get("", response_model=CheckpointList)
@@ -41,7 +40,7 @@ def list_checkpoints(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> CheckpointList:
     """Checkpoints, newest first; `job_id` keeps one job's."""
-    page = svc.store.list_checkpoints(job_id, limit, offset)
+    page = svc.checkpoints.page(job_id, limit, offset)
     return CheckpointList(items=[Checkpoint.of(r) for r in page.items], total=page.total)
 
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from ...domain import Conflict
-from ..deps import Services, services
+from ..deps import Services, Svc
 from ..limits import OffloadedJsonRoute
 from ..schemas.common import (
+    ERRORS,
     MAX_OFFSET,
     NO_NUL,
     Checkpoint,
@@ -37,8 +38,6 @@ from .samples import (
 )
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=OffloadedJsonRoute)
-Svc = Annotated[Services, Depends(services)]
-ERRORS = {404: {"model": Error}, 409: {"model": Error}, 422: {"model": Error}}
 
 
 @router.post("", status_code=202, response_model=Job, responses={**ERRORS, 429: {"model": Error}})
@@ -49,7 +48,7 @@ def create_job(
     idempotency_key: IdempotencyKey = None,
 ) -> Job:
     """Queues a training job; a worker takes it, oldest first, when one is free."""
-    job, _ = svc.jobs.create(body, idempotency_key)
+    job, _ = svc.jobs.create(body.command(idempotency_key))
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return Job.of(job)
 
@@ -65,7 +64,7 @@ def list_jobs(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> JobList:
     """Jobs, newest first."""
-    page = svc.store.list_jobs(state, limit, offset, sweep_id=sweep_id)
+    page = svc.jobs.page(state, limit, offset, sweep_id=sweep_id)
     return JobList(items=[Job.of(j) for j in page.items], total=page.total)
 
 
@@ -89,7 +88,7 @@ INLINE_METRICS = 1_000
 
 
 async def _read(svc: Services, fn: Callable[[], T], short: bool = True) -> T:
-    if short and svc.store.local:
+    if short and svc.jobs.reads_inline:
         return fn()
     return await asyncio.get_running_loop().run_in_executor(_READS, fn)
 
@@ -108,11 +107,9 @@ async def job_metrics(
 ) -> Response:
     """Every logged step after ``since_step``, ascending."""
 
-    def read() -> list[dict[str, Any]]:
-        svc.jobs.get(job_id)
-        return svc.store.metrics_since(job_id, since_step, limit)
-
-    rows = await _read(svc, read, short=limit <= INLINE_METRICS)
+    rows = await _read(
+        svc, lambda: svc.jobs.metrics(job_id, since_step, limit), limit <= INLINE_METRICS
+    )
     return _json(MetricList.model_validate({"items": rows}))
 
 
@@ -133,7 +130,7 @@ def job_event_stream(
     svc.jobs.get(job_id)
     if last_event_id:
         since_step = max(since_step, int(last_event_id))
-    return event_stream(svc.events.slots, svc.events.stream(job_id, since_step))
+    return event_stream(svc.events.slots, svc.events.job_events(job_id, since_step))
 
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=Job, responses=ERRORS)

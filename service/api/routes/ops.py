@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
-from ..deps import Services, services
+from ..deps import Svc
 
 router = APIRouter(tags=["operations"])
-Svc = Annotated[Services, Depends(services)]
 
 
 @router.get("/healthz")
@@ -24,11 +21,7 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz")
 def readyz(svc: Svc) -> JSONResponse:
     """The store answers and the job dispatcher runs."""
-    checks = {"store": False, "workers": svc.runner.ready}
-    try:
-        checks["store"] = svc.store.ping()
-    except Exception:
-        checks["store"] = False
+    checks = svc.health.checks()
     ok = all(checks.values())
     return JSONResponse(
         {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503

@@ -21,7 +21,7 @@ NPY = "application/x-npy"
 def sample_response(
     svc: Services, checkpoint_id: str, body: SampleRequest, request: Request
 ) -> Response:
-    samples = svc.checkpoints.sample(checkpoint_id, body)
+    samples = svc.checkpoints.sample(checkpoint_id, body.command())
     if NPY in request.headers.get("accept", ""):
         return Response(
             svc.checkpoints.to_npy(samples),

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 
-from ...core.sweep_events import sweep_stream
-from ..deps import Services, services
+from ..deps import Svc
 from ..limits import OffloadedJsonRoute
-from ..schemas.common import MAX_OFFSET, Error, IdempotencyKey
+from ..schemas.common import ERRORS, MAX_OFFSET, Error, IdempotencyKey
 from ..schemas.sweeps import Sweep, SweepCreate, SweepList, SweepSummary
 from ..streams import event_stream
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"], route_class=OffloadedJsonRoute)
-Svc = Annotated[Services, Depends(services)]
-ERRORS = {404: {"model": Error}, 409: {"model": Error}, 422: {"model": Error}}
 
 
 @router.post("", status_code=202, response_model=Sweep, responses={**ERRORS, 429: {"model": Error}})
@@ -27,7 +24,7 @@ def create_sweep(
     idempotency_key: IdempotencyKey = None,
 ) -> Sweep:
     """Queues every member of the sweep as a job, all or none; workers take them in order."""
-    sweep, members = svc.sweeps.create(body, idempotency_key)
+    sweep, members = svc.sweeps.create(body.command(idempotency_key))
     response.headers["Location"] = f"/v1/sweeps/{sweep.id}"
     return Sweep.of_members(sweep, members)
 
@@ -57,7 +54,7 @@ def sweep_event_stream(sweep_id: str, svc: Svc) -> StreamingResponse:
     """Server-sent events: a `sweep` frame on connecting, one per change of a member's state
     or step, and a last one once the sweep is final."""
     sweep, _ = svc.sweeps.get(sweep_id)
-    return event_stream(svc.events.slots, sweep_stream(svc.store, sweep))
+    return event_stream(svc.events.slots, svc.events.sweep_events(sweep))
 
 
 @router.post("/{sweep_id}/cancel", status_code=202, response_model=Sweep, responses=ERRORS)

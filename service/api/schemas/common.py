@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validat
 from gan_engine.config import MAX_SEED, PRESETS
 
 from ...domain import CheckpointRecord, JobRecord
+from ...domain.commands import CreateJob, SampleCurves
 from .config import config_schema
 
 JobStateName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -75,6 +76,14 @@ class Error(BaseModel):
     field: str | None = Field(None, description="the offending field as a dotted path")
 
 
+# The error answers most routes declare in the OpenAPI document.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": Error},
+    409: {"model": Error},
+    422: {"model": Error},
+}
+
+
 class JobCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -113,6 +122,15 @@ class JobCreate(BaseModel):
     @classmethod
     def _integers(cls, value: Any) -> Any:
         return json_integers(value)
+
+    def command(self, idempotency_key: str | None) -> CreateJob:
+        return CreateJob(
+            name=self.name,
+            preset=self.preset,
+            config=self.config,
+            resume_from=self.resume_from,
+            idempotency_key=idempotency_key,
+        )
 
 
 class LossMetrics(BaseModel):
@@ -255,6 +273,9 @@ class SampleRequest(BaseModel):
         description="latent rows instead of n and seed: 1..CURVEGAN_MAX_SAMPLES rows, each of "
         "the checkpoint's n_ideas numbers (5 for every preset)",
     )
+
+    def command(self) -> SampleCurves:
+        return SampleCurves(n=self.n, seed=self.seed, z=self.z)
 
 
 class SampleResponse(BaseModel):

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from ...domain import BEST_BY, DEFAULT_BEST_BY, JobRecord, SweepRecord, SweepStats
+from ...domain.commands import CreateSweep
 from ...domain.sweeps import best_member, member_values
 from .common import (
     NO_NUL,
@@ -84,6 +85,17 @@ class SweepCreate(BaseModel):
     @classmethod
     def _integers(cls, value: Any) -> Any:
         return json_integers(value)
+
+    def command(self, idempotency_key: str | None) -> CreateSweep:
+        return CreateSweep(
+            name=self.name,
+            preset=self.preset,
+            config=self.config,
+            vary=self.vary,
+            members=self.members,
+            best_by=self.best_by,
+            idempotency_key=idempotency_key,
+        )
 
 
 class SweepCounts(BaseModel):
