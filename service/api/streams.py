@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from ..core.events import Event, StreamSlots
-from .schemas.common import Job
+from .schemas.jobs import Job
 from .schemas.sweeps import Sweep
 
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

@@ -7,7 +7,8 @@ import io
 import math
 import threading
 from collections import OrderedDict
-from typing import IO, Any
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from ..domain import (
 )
 from ..domain.commands import SampleCurves
 from ..storage import CheckpointStorage
+from ..storage.base import read_chunks
 from ..storage.diskfull import without_paths
 from ..storage.saving import save_checkpoint
 from ..store import CheckpointInUse, Page, Store
@@ -103,15 +105,18 @@ class CheckpointService:
             self.store, self.storage, ckpt, job_id=None, source="upload", data=data
         )
 
-    def open_file(self, checkpoint_id: str) -> tuple[IO[bytes], int]:
-        """The checkpoint's file, open, and its size: a download streams from this handle, so
-        it is the whole file even if the checkpoint is deleted meanwhile; NotFound when the
-        record or the file is gone."""
+    def read_file(
+        self, checkpoint_id: str, chunk_size: int = 1 << 20
+    ) -> tuple[Iterator[bytes], int]:
+        """The checkpoint's file in chunks, and its size. The file is opened here: a download
+        streams from this handle, so it is the whole file even if the checkpoint is deleted
+        meanwhile; NotFound when the record or the file is gone."""
         self.get(checkpoint_id)
         try:
-            return self.storage.open(checkpoint_id)
+            fh, size = self.storage.open(checkpoint_id)
         except FileNotFoundError:
             raise NotFound(f"the file of checkpoint {checkpoint_id} is missing") from None
+        return read_chunks(fh, chunk_size), size
 
     def delete(self, checkpoint_id: str) -> None:
         self.get(checkpoint_id)

@@ -11,12 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gan_engine.config import PRESETS, TrainConfig
+from gan_engine.config import DEFAULT_PRESET, PRESETS, TrainConfig
 
 from .errors import Invalid
 from .sweeps import DEFAULT_BEST_BY
 
-DEFAULT_PRESET = "tutorial"
 MAX_IDEMPOTENCY_KEY = 200
 
 

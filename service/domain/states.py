@@ -29,3 +29,14 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.FAILED: frozenset({JobState.QUEUED, JobState.RUNNING}),
     JobState.CANCELLED: frozenset({JobState.QUEUED, JobState.RUNNING}),
 }
+
+
+class IllegalTransition(RuntimeError):
+    """A write would move a job along an edge that TRANSITIONS does not have."""
+
+
+def check_transition(frm: JobState, to: JobState) -> None:
+    """Raises IllegalTransition unless TRANSITIONS has the edge ``frm`` -> ``to`` (read at each
+    call: the table is the only place the edges are written down)."""
+    if frm not in TRANSITIONS.get(to, frozenset()):
+        raise IllegalTransition(f"a job cannot go from {frm.value} to {to.value}")

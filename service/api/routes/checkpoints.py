@@ -8,19 +8,11 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from ...storage.base import read_chunks
 from ..deps import Svc
 from ..limits import OffloadedJsonRoute
-from ..schemas.common import (
-    ERRORS,
-    MAX_OFFSET,
-    NO_NUL,
-    Checkpoint,
-    CheckpointList,
-    Error,
-    SampleRequest,
-    SampleResponse,
-)
+from ..schemas.checkpoints import Checkpoint, CheckpointList
+from ..schemas.common import ERRORS, MAX_OFFSET, NO_NUL, Error
+from ..schemas.samples import SampleRequest, SampleResponse
 from .samples import (
     FIGURE_RESPONSES,
     NPY,
@@ -96,11 +88,11 @@ def checkpoint_figure(
 )
 def checkpoint_file(checkpoint_id: str, svc: Svc) -> Response:
     """The checkpoint's safetensors file."""
-    fh, size = svc.checkpoints.open_file(checkpoint_id)
-    # Streamed from the handle opened above, in chunks: the whole file with its true length
-    # even if it is deleted meanwhile (a path sent later could be gone or another file).
+    chunks, size = svc.checkpoints.read_file(checkpoint_id)
+    # Streamed from the handle opened before the answer starts: the whole file with its true
+    # length even if it is deleted meanwhile (a path sent later could be gone or another file).
     return StreamingResponse(
-        read_chunks(fh, 1 << 20),
+        chunks,
         media_type="application/octet-stream",
         headers={
             "Content-Length": str(size),

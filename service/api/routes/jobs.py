@@ -14,21 +14,10 @@ from pydantic import BaseModel
 from ...domain import Conflict
 from ..deps import Services, Svc
 from ..limits import OffloadedJsonRoute
-from ..schemas.common import (
-    ERRORS,
-    MAX_OFFSET,
-    NO_NUL,
-    Checkpoint,
-    Error,
-    IdempotencyKey,
-    Job,
-    JobCreate,
-    JobList,
-    JobStateName,
-    LastEventId,
-    MetricList,
-    SampleRequest,
-)
+from ..schemas.checkpoints import Checkpoint
+from ..schemas.common import ERRORS, MAX_OFFSET, NO_NUL, Error, IdempotencyKey, LastEventId
+from ..schemas.jobs import Job, JobCreate, JobList, JobStateName, MetricList
+from ..schemas.samples import SampleRequest
 from ..streams import event_stream
 from .samples import (
     FIGURE_RESPONSES,

@@ -13,7 +13,7 @@ from gan_engine.config import MAX_SEED
 
 from ...core.figures import MEDIA_TYPES, FigureText, Format, render
 from ..deps import Services
-from ..schemas.common import SampleRequest
+from ..schemas.samples import SampleRequest
 
 NPY = "application/x-npy"
 

@@ -1,20 +1,16 @@
-"""Request and response bodies of the v1 API."""
+"""What the API's bodies share: the error body, bounds on ids and offsets, header parameters,
+the metric shapes, and how JSON numbers and optional fields are read."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Header
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import BaseModel, Field, WithJsonSchema
 
-from gan_engine.config import MAX_SEED, PRESETS
+from gan_engine.config import PRESETS
 
-from ...domain import CheckpointRecord, JobRecord
-from ...domain.commands import CreateJob, SampleCurves
-from .config import config_schema
-
-JobStateName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 # The largest offset or step a query may name: SQLite and PostgreSQL keep integers in 64
 # signed bits, and a larger bound parameter was a 500 instead of a 422.
 MAX_OFFSET = 2**62
@@ -36,9 +32,6 @@ LastEventId = Annotated[
     str | None,
     Header(pattern=r"^[0-9]{1,18}$", description="resume after this step (the last frame's id)"),
 ]
-# The largest latent a sample request may give: far past any the latent distributions draw
-# (|z| > 10 has odds of 1e-23), and small enough that G's float32 layers cannot overflow.
-MAX_LATENT = 1e6
 
 
 def json_integers(value: Any, depth: int = 4) -> Any:
@@ -84,55 +77,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class JobCreate(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        # A resumed job keeps its checkpoint's recipe: no preset beside resume_from.
-        json_schema_extra={
-            "not": {
-                "required": ["preset", "resume_from"],
-                "properties": {"preset": {"type": "string"}, "resume_from": {"type": "string"}},
-            }
-        },
-    )
-
-    name: str | None = Field(None, max_length=200, pattern=NO_NUL)
-    # Checked by TrainConfig, whose messages name the field and its range.
-    config: Annotated[
-        dict[str, Any] | None,
-        nullable(
-            config_schema(
-                "Engine config fields, all optional (the preset's values otherwise). Resuming "
-                "(resume_from) only steps, log_every and checkpoint_every may differ from the "
-                "checkpoint's, and steps must exceed its step."
-            )
-        ),
-    ] = None
-    resume_from: str | None = Field(
-        None, pattern=NO_NUL, description="checkpoint id to continue from"
-    )
-    preset: PresetField = Field(
-        None,
-        description="the named recipe that `config` overrides: tutorial (the default), "
-        "recommended or fast; not with resume_from (a resumed job keeps its checkpoint's "
-        "recipe)",
-    )
-
-    @field_validator("config", mode="before")
-    @classmethod
-    def _integers(cls, value: Any) -> Any:
-        return json_integers(value)
-
-    def command(self, idempotency_key: str | None) -> CreateJob:
-        return CreateJob(
-            name=self.name,
-            preset=self.preset,
-            config=self.config,
-            resume_from=self.resume_from,
-            idempotency_key=idempotency_key,
-        )
-
-
 class LossMetrics(BaseModel):
     d_loss: float
     g_loss: float
@@ -144,142 +88,3 @@ class QualityMetrics(BaseModel):
     in_band: float
     resid: float
     w1_a: float
-
-
-class Job(BaseModel):
-    id: str
-    name: str | None
-    state: JobStateName
-    config: dict[str, Any]
-    step: int
-    steps: int
-    progress: float
-    metrics: LossMetrics | None
-    quality: QualityMetrics | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    error: str | None
-    latest_checkpoint: str | None
-    resumed_from: str | None
-    worker: str | None = Field(
-        description="the worker that holds (or last held) the job: "
-        "local:<host>:<pid> in the server's pool, celery:<node>:<pid> on a worker node"
-    )
-    sweep_id: str | None = Field(None, description="the sweep this job is a member of")
-    member_index: int | None = Field(None, description="its place in the sweep, from 0")
-
-    @classmethod
-    def of(cls, job: JobRecord) -> Job:
-        return cls(
-            id=job.id,
-            name=job.name,
-            state=job.state.value,
-            config=job.config,
-            step=job.step,
-            steps=job.steps,
-            progress=job.progress,
-            metrics=job.metrics,
-            quality=job.quality,
-            created_at=iso(job.created_at),
-            started_at=iso(job.started_at),
-            finished_at=iso(job.finished_at),
-            error=job.error,
-            latest_checkpoint=job.latest_checkpoint,
-            resumed_from=job.resumed_from,
-            worker=job.worker_id,
-            sweep_id=job.sweep_id,
-            member_index=job.member_index,
-        )
-
-
-class JobList(BaseModel):
-    items: list[Job]
-    total: int
-
-
-class MetricRow(BaseModel):
-    step: int
-    d_loss: float
-    g_loss: float
-    d_accuracy: float
-    d_score: float
-    in_band: float
-    resid: float
-    w1_a: float
-
-
-class MetricList(BaseModel):
-    items: list[MetricRow]
-
-
-class Checkpoint(BaseModel):
-    id: str
-    job_id: str | None
-    step: int
-    config: dict[str, Any]
-    metrics: LossMetrics | None
-    quality: QualityMetrics | None
-    created_at: datetime
-    size_bytes: int
-    sha256: str
-    source: Literal["training", "upload"]
-
-    @classmethod
-    def of(cls, ck: CheckpointRecord) -> Checkpoint:
-        return cls(
-            id=ck.id,
-            job_id=ck.job_id,
-            step=ck.step,
-            # A config row that is not an object (edited by hand) must not fail the listing.
-            config=ck.config if isinstance(ck.config, dict) else {},
-            metrics=ck.metrics,
-            quality=ck.quality,
-            created_at=iso(ck.created_at),
-            size_bytes=ck.size_bytes,
-            sha256=ck.sha256,
-            source=ck.source,
-        )
-
-
-class CheckpointList(BaseModel):
-    items: list[Checkpoint]
-    total: int
-
-
-Latent = Annotated[float, Field(ge=-MAX_LATENT, le=MAX_LATENT)]
-
-
-class SampleRequest(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        # n or z must be given (not null); the service says so when neither is.
-        json_schema_extra={
-            "anyOf": [
-                {"required": ["n"], "properties": {"n": {"type": "integer"}}},
-                {"required": ["z"], "properties": {"z": {"type": "array"}}},
-            ]
-        },
-    )
-
-    # The upper bound is a setting, checked by the service; the OpenAPI document states it.
-    n: Annotated[int | None, nullable({"type": "integer", "minimum": 1})] = Field(
-        None, description="number of curves, 1..CURVEGAN_MAX_SAMPLES; with z, its rows"
-    )
-    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="same seed, same curves")
-    z: list[list[Latent]] | None = Field(
-        None,
-        min_length=1,
-        description="latent rows instead of n and seed: 1..CURVEGAN_MAX_SAMPLES rows, each of "
-        "the checkpoint's n_ideas numbers (5 for every preset)",
-    )
-
-    def command(self) -> SampleCurves:
-        return SampleCurves(n=self.n, seed=self.seed, z=self.z)
-
-
-class SampleResponse(BaseModel):
-    checkpoint_id: str
-    x: list[float]
-    curves: list[list[float]]
-    seed: int | None

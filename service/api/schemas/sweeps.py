@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model, field_validator
 
-from ...domain import BEST_BY, DEFAULT_BEST_BY, JobRecord, SweepRecord, SweepStats
+from gan_engine.config import DEFAULT_PRESET
+
+from ...domain import BEST_BY, DEFAULT_BEST_BY, JobRecord, JobState, SweepRecord, SweepStats
 from ...domain.commands import CreateSweep
 from ...domain.sweeps import best_member, member_values
 from .common import (
     NO_NUL,
-    JobStateName,
     LossMetrics,
     PresetField,
     QualityMetrics,
@@ -21,6 +22,7 @@ from .common import (
     nullable,
 )
 from .config import CONFIG_PROPERTIES, config_schema
+from .jobs import JobStateName
 
 _BEST_BY_DOC = ", ".join(f"{name} ({c.better})" for name, c in BEST_BY.items())
 
@@ -98,12 +100,12 @@ class SweepCreate(BaseModel):
         )
 
 
-class SweepCounts(BaseModel):
-    queued: int
-    running: int
-    succeeded: int
-    failed: int
-    cancelled: int
+# Members in each state: one field per state, from the one enum.
+SweepCounts = create_model(
+    "SweepCounts",
+    __module__=__name__,
+    **{state.value: (int, ...) for state in JobState},  # type: ignore[call-overload]
+)
 
 
 class SweepMember(BaseModel):
@@ -148,7 +150,7 @@ class SweepSummary(BaseModel):
             "state": stats.state.value,
             "created_at": iso(sweep.created_at),
             "best_by": sweep.best_by,
-            "preset": sweep.config.get("preset", "tutorial"),
+            "preset": sweep.config.get("preset", DEFAULT_PRESET),
             "config": sweep.config.get("config") or {},
             "vary": sweep.config.get("vary"),
             "member_count": stats.size,
