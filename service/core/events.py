@@ -164,11 +164,10 @@ class EventHub:
                     yield Event("state", job)
                 if job.state.is_final:
                     return
-                if queue.empty() and not self._subscribed(key, queue):
+                update = await self._next(key, queue)
+                if update is None:
                     return  # fell too far behind and was dropped: the client resumes
-                try:
-                    update = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
-                except TimeoutError:
+                if update is KEEPALIVE:
                     yield KEEPALIVE
                     rows = []
                     continue
@@ -195,14 +194,14 @@ class EventHub:
             seen = _changes(members)
             yield Event("sweep", (sweep, members))
             while not SweepStats.of_members(members).state.is_final:
-                if queue.empty() and not self._subscribed(key, queue):
+                # The poll sends only changes: a silent wait is time for a keep-alive.
+                update = await self._next(key, queue)
+                if update is None:
                     return  # fell too far behind and was dropped: the client reconnects
-                try:
-                    # The poll sends only changes: a silent wait is time for a keep-alive.
-                    members = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
-                except TimeoutError:
+                if update is KEEPALIVE:
                     yield KEEPALIVE
                     continue
+                members = update
                 if not members:  # a sweep always has members: it was deleted
                     yield Event("deleted", sweep.id)
                     return
@@ -211,6 +210,17 @@ class EventHub:
                     yield Event("sweep", (sweep, members))
         finally:
             self._unsubscribe(key, queue)
+
+    async def _next(self, key: str, queue: asyncio.Queue[Any]) -> Any:
+        """The next update of the shared poll; KEEPALIVE after KEEPALIVE_S without one; None
+        once this subscriber was dropped for falling too far behind (and has read all it
+        was sent)."""
+        if queue.empty() and not self._subscribed(key, queue):
+            return None
+        try:
+            return await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+        except TimeoutError:
+            return KEEPALIVE
 
     def _rows(self, job_id: str, since_step: int, limit: int) -> list[dict[str, Any]]:
         # With each row's preview curves: a live figure redraws from the events alone.

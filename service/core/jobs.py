@@ -10,7 +10,7 @@ from typing import Any
 from gan_engine import ConfigError, TrainConfig
 from gan_engine.config import RESUME_MUTABLE
 
-from ..domain import CheckpointRecord, Conflict, Invalid, JobRecord, JobState, NotFound, TooManyJobs
+from ..domain import CheckpointRecord, Conflict, Invalid, JobRecord, JobState, NotFound
 from ..domain.commands import (
     CreateJob,
     check_idempotency_key,
@@ -22,7 +22,8 @@ from ..domain.errors import InsufficientStorage
 from ..domain.records import new_id
 from ..runners import Runner
 from ..storage import CheckpointStorage
-from ..store import IdempotencyConflict, MissingCheckpoint, Page, QueueFull, Store
+from ..store import MissingCheckpoint, Page, Store
+from .creation import creating
 
 # How long POST /v1/jobs/{id}/checkpoints waits for the running job's next step to save.
 SAVE_WAIT_S = 30.0
@@ -112,31 +113,23 @@ class JobService:
         check_idempotency_key(key)
         config, start_step = self._config_for(cmd)
         meaning = {"name": cmd.name, "resume_from": cmd.resume_from, "config": config.to_dict()}
+        full = f"the queue is full ({{}} jobs waiting, limit {self.max_queued})"
         try:
-            job, created = self.store.create_job(
-                job_id=new_id("job"),
-                name=cmd.name,
-                config=with_seed(config).to_dict(),
-                step=start_step,
-                resumed_from=cmd.resume_from,
-                idempotency_key=key,
-                request_hash=request_hash(key, meaning),
-                max_queued=self.max_queued,
-            )
-        except QueueFull as exc:
-            raise TooManyJobs(
-                f"the queue is full ({exc.queued} jobs waiting, limit {self.max_queued}); "
-                "retry later"
-            ) from None
+            with creating("job", key, full.format):
+                job, created = self.store.create_job(
+                    job_id=new_id("job"),
+                    name=cmd.name,
+                    config=with_seed(config).to_dict(),
+                    step=start_step,
+                    resumed_from=cmd.resume_from,
+                    idempotency_key=key,
+                    request_hash=request_hash(key, meaning),
+                    max_queued=self.max_queued,
+                )
         except MissingCheckpoint:
             raise NotFound(
                 f"no checkpoint with id {cmd.resume_from!r} (deleted just now)",
                 field="resume_from",
-            ) from None
-        except IdempotencyConflict as exc:
-            raise Conflict(
-                f"Idempotency-Key {key!r} was used for another request (job {exc.job_id})",
-                field="Idempotency-Key",
             ) from None
         if created:
             self.runner.submit(job.id)

@@ -19,7 +19,6 @@ from ..domain import (
     NotFound,
     SweepRecord,
     SweepStats,
-    TooManyJobs,
 )
 from ..domain.commands import (
     CreateSweep,
@@ -31,7 +30,8 @@ from ..domain.commands import (
 from ..domain.records import new_id
 from ..domain.sweeps import grid_indices, grid_size
 from ..runners import Runner
-from ..store import IdempotencyConflict, Page, QueueFull, Store
+from ..store import Page, Store
+from .creation import creating
 
 # Named once for the whole sweep, never per member (the messages say why).
 NOT_PER_MEMBER = {
@@ -88,7 +88,11 @@ class SweepService:
             spec["vary"] = dict(cmd.vary)
         else:
             spec["members"] = [dict(m) for m in cmd.members or []]
-        try:
+        full = (
+            f"the queue has no room for {len(members)} more jobs ({{}} waiting, "
+            f"limit {self.max_queued})"
+        )
+        with creating("sweep", key, full.format):
             sweep, created = self.store.create_sweep(
                 sweep_id=new_id("sweep"),
                 name=cmd.name,
@@ -99,16 +103,6 @@ class SweepService:
                 request_hash=request_hash(key, meaning),
                 max_queued=self.max_queued,
             )
-        except QueueFull as exc:
-            raise TooManyJobs(
-                f"the queue has no room for {len(members)} more jobs ({exc.queued} waiting, "
-                f"limit {self.max_queued}); retry later"
-            ) from None
-        except IdempotencyConflict as exc:
-            raise Conflict(
-                f"Idempotency-Key {key!r} was used for another request (sweep {exc.job_id})",
-                field="Idempotency-Key",
-            ) from None
         if created:
             for job_id, _ in members:
                 self.runner.submit(job_id)

@@ -27,6 +27,7 @@ from service.domain.commands import (
     with_seed,
 )
 from service.domain.records import known_metrics, new_id
+from service.domain.states import IllegalTransition, check_transition
 from service.domain.sweeps import (
     best_member,
     grid_indices,
@@ -84,6 +85,13 @@ def test_the_only_edges_and_none_leaves_a_final_state() -> None:
     q, r, s, f, c = JobState
     assert edges == {(q, r), (r, q), (r, s), (q, f), (r, f), (q, c), (r, c)}
     assert not any(a.is_final for a, _ in edges)
+    for a in JobState:
+        for b in JobState:
+            if (a, b) in edges:
+                check_transition(a, b)
+            else:
+                with pytest.raises(IllegalTransition, match=f"from {a.value} to {b.value}$"):
+                    check_transition(a, b)
 
 
 # ---- records ------------------------------------------------------------------------------

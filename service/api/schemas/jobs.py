@@ -101,13 +101,8 @@ class Job(BaseModel):
         return cls(
             id=job.id,
             name=job.name,
-            state=job.state.value,
             config=job.config,
-            step=job.step,
-            steps=job.steps,
-            progress=job.progress,
-            metrics=job.metrics,
-            quality=job.quality,
+            **standing(job),
             created_at=iso(job.created_at),
             started_at=iso(job.started_at),
             finished_at=iso(job.finished_at),
@@ -118,6 +113,18 @@ class Job(BaseModel):
             sweep_id=job.sweep_id,
             member_index=job.member_index,
         )
+
+
+def standing(job: JobRecord) -> dict[str, Any]:
+    """Where a job stands, as a job and a sweep's member both show it."""
+    return {
+        "state": job.state.value,
+        "step": job.step,
+        "steps": job.steps,
+        "progress": job.progress,
+        "metrics": job.metrics,
+        "quality": job.quality,
+    }
 
 
 class JobList(BaseModel):

@@ -22,7 +22,7 @@ from .common import (
     nullable,
 )
 from .config import CONFIG_PROPERTIES, config_schema
-from .jobs import JobStateName
+from .jobs import JobStateName, standing
 
 _BEST_BY_DOC = ", ".join(f"{name} ({c.better})" for name, c in BEST_BY.items())
 
@@ -188,16 +188,7 @@ def _place(job: JobRecord) -> dict[str, Any]:
 
 def _member(job: JobRecord, values: list[dict[str, Any]]) -> SweepMember:
     place = _place(job)
-    return SweepMember(
-        **place,
-        values=values[place["member_index"]],
-        state=job.state.value,
-        step=job.step,
-        steps=job.steps,
-        progress=job.progress,
-        metrics=job.metrics,
-        quality=job.quality,
-    )
+    return SweepMember(**place, values=values[place["member_index"]], **standing(job))
 
 
 class SweepList(BaseModel):
