@@ -52,7 +52,8 @@ def grid_indices(vary: Mapping[str, Sequence[Any]]) -> list[dict[str, int]]:
     order, values in the given order (the last field varies fastest)."""
     names = sorted(vary)
     ranges = [range(len(vary[name])) for name in names]
-    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*ranges)]
+    combos = itertools.product(*ranges)
+    return [dict(zip(names, c, strict=True)) for c in combos]  # mutation: skip (equal lengths)
 
 
 def member_values(spec: Mapping[str, Any]) -> list[dict[str, Any]]:

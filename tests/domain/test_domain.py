@@ -3,6 +3,7 @@ These tests alone pin it (scripts/mutation.py scores service/domain against them
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -14,9 +15,13 @@ from service.domain import (
     DEFAULT_BEST_BY,
     FINAL_STATES,
     TRANSITIONS,
+    CheckpointRecord,
     Invalid,
     JobRecord,
     JobState,
+    Lease,
+    Requests,
+    SweepRecord,
     SweepStats,
 )
 from service.domain import errors as domain_errors
@@ -102,6 +107,22 @@ def test_progress_is_step_over_steps_capped_at_one() -> None:
     assert job(step=100, steps=100).progress == 1.0
     assert job(step=150, steps=100).progress == 1.0
     assert job(step=5, steps=0).progress == 0.0
+
+
+def test_records_are_immutable() -> None:
+    records = [
+        job(),
+        SweepRecord("sweep_x", 1, None, {}, "w1_a", 0.0),
+        CheckpointRecord("ck_x", 1, None, 0, {}, None, None, 0.0, 1, "0" * 64, "upload"),
+        Lease("job_x", "w", 1),
+        Requests(cancel=False, suspend=False, save=0),
+        SweepStats.of({}, 0.0),
+        BEST_BY["w1_a"],
+    ]
+    for record in records:
+        name = dataclasses.fields(record)[0].name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(record, name, None)
 
 
 def test_ids_name_their_kind_and_are_unique() -> None:
@@ -288,6 +309,10 @@ def test_ties_go_to_the_lowest_index_and_members_without_a_value_are_skipped() -
     best = best_member(unlogged, "w1_a")
     assert best is not None and best[0].member_index == 1
     assert best_member([_scored(0), _scored(1)], "w1_a") is None
+    # A record read without its index ranks as index 0.
+    unplaced = [_scored(1, d_loss=1.0), _scored(None, d_loss=1.0)]  # type: ignore[arg-type]
+    best = best_member(unplaced, "d_loss")
+    assert best is not None and best[0].member_index is None
     assert best_member([], "d_loss") is None
     assert metric_of(_scored(0, quality={"resid": 0.1}), "w1_a") is None
     assert metric_of(_scored(0, d_loss=2), "d_loss") == 2.0
