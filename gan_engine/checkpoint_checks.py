@@ -76,6 +76,8 @@ def strict_json(text: str | bytes, what: str, field: str) -> Any:
 
     try:
         return json.loads(text, object_pairs_hook=no_duplicates)
+    except CheckpointError:  # a ValueError too: said as it is, not as "is not JSON (...)"
+        raise
     except RecursionError:
         raise CheckpointError(f"{what} is nested too deeply", field) from None
     except ValueError as exc:  # not UTF-8, JSONDecodeError, integers of over 4 300 digits

@@ -92,20 +92,23 @@ def _int_range(name: str, value: Any, lo: int, hi: int) -> None:
         raise ConfigError(name, f"must be in [{lo}, {hi}], got {value}")
 
 
+def _interval(lo: float, hi: float, *, lo_open: bool, hi_open: bool) -> str:
+    return f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+
+
 def _float_range(
-    name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False
+    name: str, value: Any, lo: float, hi: float, *, lo_open: bool, hi_open: bool
 ) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(name, f"must be a number, got {_shown(value)}")
-    left, right = "(" if lo_open else "[", ")" if hi_open else "]"
-    allowed = f"{left}{lo:g}, {hi:g}{right}"
     try:
         ok = math.isfinite(value)
     except OverflowError:  # an int too large for a float (JSON allows 1e400 as an integer)
-        ok = False
+        ok = False  # mutation: skip (every number field has finite bounds: refused below too)
     ok = ok and (value > lo if lo_open else value >= lo)
     ok = ok and (value < hi if hi_open else value <= hi)
     if not ok:
+        allowed = _interval(lo, hi, lo_open=lo_open, hi_open=hi_open)
         raise ConfigError(name, f"must be in {allowed}, got {_shown(value)}")
 
 
@@ -114,75 +117,231 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
         raise ConfigError(name, f"must be one of {', '.join(allowed)}; got {_shown(value)}")
 
 
+# ------------------------------------------------------------------------------ field specs
+FieldKind = Literal["int", "float", "pair", "choice", "bool"]
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """What one TrainConfig field accepts, declared once: TrainConfig.__post_init__ checks it,
+    json_schema_properties() publishes it, SWEEPABLE and RESUME_MUTABLE are read from it.
+
+    ``kind``: "int" (an integer in [lo, hi]), "float" (a number between lo and hi, each end
+    closed unless ``lo_open``/``hi_open``), "pair" (two such numbers), "choice" (one of
+    ``choices``) or "bool". ``nullable`` also admits None. ``sweep``: a sweep may vary it;
+    ``resume``: a resumed run may change it (the others would change what the checkpoint's
+    tensors mean or how they were made)."""
+
+    doc: str
+    kind: FieldKind
+    lo: int | None
+    hi: int | None
+    lo_open: bool
+    hi_open: bool
+    choices: tuple[str, ...]
+    nullable: bool
+    sweep: bool
+    resume: bool
+
+    def check(self, name: str, value: Any) -> Any:
+        """``value`` normalised (floats as float, a pair as a tuple of floats), or a
+        ConfigError naming ``name`` and what is allowed."""
+        if value is None and self.nullable:
+            return None
+        if self.kind == "int":
+            _int_range(name, value, self.lo, self.hi)
+            return value
+        if self.kind == "choice":
+            _choice(name, value, self.choices)
+            return value
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                raise ConfigError(name, f"must be true or false, got {_shown(value)}")
+            return value
+        bounds = {"lo_open": self.lo_open, "hi_open": self.hi_open}
+        if self.kind == "float":
+            _float_range(name, value, self.lo, self.hi, **bounds)
+            return float(value)
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            allowed = _interval(self.lo, self.hi, **bounds)
+            raise ConfigError(name, f"must be two numbers in {allowed}, got {_shown(value)}")
+        for i, item in enumerate(value):
+            _float_range(f"{name}[{i}]", item, self.lo, self.hi, **bounds)
+        return (float(value[0]), float(value[1]))
+
+    def json_schema(self) -> dict[str, Any]:
+        """The same bounds as JSON Schema (what the service's OpenAPI document states)."""
+        schema: dict[str, Any]
+        if self.kind == "int":
+            schema = {"type": "integer", "minimum": self.lo, "maximum": self.hi}
+        elif self.kind == "choice":
+            schema = {"enum": list(self.choices)}
+        elif self.kind == "bool":
+            schema = {"type": "boolean"}
+        else:
+            schema = {
+                "type": "number",
+                "exclusiveMinimum" if self.lo_open else "minimum": self.lo,
+                "exclusiveMaximum" if self.hi_open else "maximum": self.hi,
+            }
+            if self.kind == "pair":
+                schema = {"type": "array", "items": schema, "minItems": 2, "maxItems": 2}
+        return {"anyOf": [schema, {"type": "null"}]} if self.nullable else schema
+
+
+def spec(
+    default: Any,
+    *,
+    doc: str,
+    kind: FieldKind,
+    lo: int | None = None,
+    hi: int | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    choices: tuple[str, ...] = (),
+    nullable: bool = False,
+    sweep: bool = True,
+    resume: bool = False,
+) -> Any:
+    """A TrainConfig field: its default and its FieldSpec (in the field's metadata)."""
+    field_spec = FieldSpec(
+        doc=doc,
+        kind=kind,
+        lo=lo,
+        hi=hi,
+        lo_open=lo_open,
+        hi_open=hi_open,
+        choices=choices,
+        nullable=nullable,
+        sweep=sweep,
+        resume=resume,
+    )
+    return dataclasses.field(default=default, metadata={"spec": field_spec})
+
+
+_MAX_STEPS = 10_000_000
+_MAX_WIDTH = 8_192
+_MAX_LAYERS = 8
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that determines a training run. Defaults reproduce the tutorial's GAN."""
+    """Everything that determines a training run. Defaults reproduce the tutorial's GAN.
 
-    batch_size: int = 64
-    lr_g: float = 1e-4
-    lr_d: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.999)
-    n_ideas: int = 5  # size of G's latent input ("ideas")
-    n_points: int = 15  # points per curve, on x = linspace(-1, 1, n_points)
-    hidden: int = 128  # width of the single hidden layer of both G and D
-    steps: int = 10_000
-    # None draws a random seed when the Trainer is built; the Trainer's config records it,
-    # so every run can be repeated exactly.
-    seed: int | None = None
-    # "minimax" is the tutorial's G loss mean(log(1 - D(G(z)))); "non_saturating" is
-    # -mean(log D(G(z))), which gives G stronger gradients early when D wins easily.
-    loss: LossName = "minimax"
-    latent: LatentName = "normal"
-    # Decay of an exponential moving average of G's weights that sampling and quality
-    # metrics use; 0 turns it off (the tutorial has none).
-    g_ema: float = 0.0
-    # Metrics (including the 2 048-curve quality evaluation) every log_every steps;
-    # the evaluation costs about as much as a few training steps.
-    log_every: int = 100
-    # A checkpoint every checkpoint_every steps; 0 means only at the end of the run.
-    checkpoint_every: int = 1_000
-    # "linear" decays both learning rates from their base value towards 0 at the last step;
-    # a GAN's equilibrium is noisy, and shrinking steps let it settle. The tutorial's is
-    # "constant".
-    lr_schedule: LrScheduleName = "constant"
-    # Width of D's hidden layers; 0 means the same as ``hidden`` (the tutorial's).
-    d_hidden: int = 0
-    # Hidden layers of G and of D; 1 is the tutorial's one-hidden-layer MLP.
-    g_layers: int = 1
-    d_layers: int = 1
-    # Ramps the EMA decay as min(g_ema, (1 + step) / (10 + step)), so the average does not
-    # drag the random initial weights along for the first thousand steps.
-    ema_warmup: bool = False
+    Each field's range, doc and flags are declared once (``spec``); see field_specs()."""
+
+    batch_size: int = spec(64, doc="Curves per training step.", kind="int", lo=1, hi=65_536)
+    lr_g: float = spec(1e-4, doc="G's Adam learning rate.", kind="float", lo=0, hi=1, lo_open=True)
+    lr_d: float = spec(1e-4, doc="D's Adam learning rate.", kind="float", lo=0, hi=1, lo_open=True)
+    betas: tuple[float, float] = spec(
+        (0.9, 0.999), doc="Adam's betas, for G and D.", kind="pair", lo=0, hi=1, hi_open=True
+    )
+    n_ideas: int = spec(5, doc="Size of G's latent input (its ideas).", kind="int", lo=1, hi=1_024)
+    n_points: int = spec(
+        15, doc="Points per curve, on x = linspace(-1, 1, n_points).", kind="int", lo=2, hi=1_024
+    )
+    hidden: int = spec(
+        128,
+        doc="Width of the hidden layers of G, and of D unless d_hidden.",
+        kind="int",
+        lo=1,
+        hi=_MAX_WIDTH,
+    )
+    steps: int = spec(
+        10_000,
+        doc="Training steps; a resumed run may extend them.",
+        kind="int",
+        lo=1,
+        hi=_MAX_STEPS,
+        resume=True,
+    )
+    seed: int | None = spec(
+        None,
+        doc="None draws a random seed when the Trainer is built; the Trainer's config records "
+        "it, so every run can be repeated exactly.",
+        kind="int",
+        lo=0,
+        hi=MAX_SEED,
+        nullable=True,
+    )
+    loss: LossName = spec(  # noqa: RUF009 - spec() is a field()
+        "minimax",
+        doc="minimax is the tutorial's G loss mean(log(1 - D(G(z)))); non_saturating is "
+        "-mean(log D(G(z))), which gives G stronger gradients early when D wins easily.",
+        kind="choice",
+        choices=LOSSES,
+    )
+    latent: LatentName = spec(  # noqa: RUF009 - spec() is a field()
+        "normal", doc="The distribution of G's ideas.", kind="choice", choices=LATENTS
+    )
+    g_ema: float = spec(
+        0.0,
+        doc="Decay of an exponential moving average of G's weights that sampling and quality "
+        "metrics use; 0 turns it off (the tutorial has none).",
+        kind="float",
+        lo=0,
+        hi=1,
+        hi_open=True,
+    )
+    log_every: int = spec(
+        100,
+        doc="Metrics (including the 2 048-curve quality evaluation) every log_every steps; "
+        "the evaluation costs about as much as a few training steps.",
+        kind="int",
+        lo=1,
+        hi=_MAX_STEPS,
+        resume=True,
+    )
+    checkpoint_every: int = spec(
+        1_000,
+        doc="A checkpoint every checkpoint_every steps; 0 means only at the end of the run.",
+        kind="int",
+        lo=0,
+        hi=_MAX_STEPS,
+        resume=True,
+    )
+    lr_schedule: LrScheduleName = spec(  # noqa: RUF009 - spec() is a field()
+        "constant",
+        doc="linear decays both learning rates from their base value towards 0 at the last "
+        "step; a GAN's equilibrium is noisy, and shrinking steps let it settle. The "
+        "tutorial's is constant.",
+        kind="choice",
+        choices=LR_SCHEDULES,
+    )
+    d_hidden: int = spec(
+        0,
+        doc="Width of D's hidden layers; 0 means the same as hidden (the tutorial's).",
+        kind="int",
+        lo=0,
+        hi=_MAX_WIDTH,
+    )
+    g_layers: int = spec(
+        1,
+        doc="Hidden layers of G; 1 is the tutorial's one-hidden-layer MLP.",
+        kind="int",
+        lo=1,
+        hi=_MAX_LAYERS,
+    )
+    d_layers: int = spec(
+        1,
+        doc="Hidden layers of D; 1 is the tutorial's one-hidden-layer MLP.",
+        kind="int",
+        lo=1,
+        hi=_MAX_LAYERS,
+    )
+    ema_warmup: bool = spec(
+        False,
+        doc="Ramps the EMA decay as min(g_ema, (1 + step) / (10 + step)), so the average does "
+        "not drag the random initial weights along for the first thousand steps.",
+        kind="bool",
+    )
 
     def __post_init__(self) -> None:
-        _int_range("batch_size", self.batch_size, 1, 65_536)
-        _float_range("lr_g", self.lr_g, 0.0, 1.0, lo_open=True)
-        _float_range("lr_d", self.lr_d, 0.0, 1.0, lo_open=True)
-        betas = self.betas
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ConfigError("betas", f"must be two numbers in [0, 1), got {_shown(betas)}")
-        for i, beta in enumerate(betas):
-            _float_range(f"betas[{i}]", beta, 0.0, 1.0, hi_open=True)
-        object.__setattr__(self, "betas", (float(betas[0]), float(betas[1])))
-        _int_range("n_ideas", self.n_ideas, 1, 1_024)
-        _int_range("n_points", self.n_points, 2, 1_024)
-        _int_range("hidden", self.hidden, 1, 8_192)
-        _int_range("steps", self.steps, 1, 10_000_000)
-        if self.seed is not None:
-            _int_range("seed", self.seed, 0, MAX_SEED)
-        _choice("loss", self.loss, LOSSES)
-        _choice("latent", self.latent, LATENTS)
-        _float_range("g_ema", self.g_ema, 0.0, 1.0, hi_open=True)
-        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
-        _int_range("d_hidden", self.d_hidden, 0, 8_192)
-        _int_range("g_layers", self.g_layers, 1, 8)
-        _int_range("d_layers", self.d_layers, 1, 8)
-        if not isinstance(self.ema_warmup, bool):
-            raise ConfigError("ema_warmup", f"must be true or false, got {_shown(self.ema_warmup)}")
-        _int_range("log_every", self.log_every, 1, 10_000_000)
-        _int_range("checkpoint_every", self.checkpoint_every, 0, 10_000_000)
-        for name in ("lr_g", "lr_d", "g_ema"):
-            object.__setattr__(self, name, float(getattr(self, name)))
+        # Every field in declaration order; a field's own error comes before any limit
+        # that joins several (_check_size).
+        for f in fields(self):
+            value = f.metadata["spec"].check(f.name, getattr(self, f.name))
+            object.__setattr__(self, f.name, value)
         self._check_size()
 
     def _check_size(self) -> None:
@@ -230,25 +389,20 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Builds a config from plain data (JSON); unknown fields are refused by name. An
         optional ``"preset"`` key names the recipe the other keys override (default
-        ``"tutorial"``, the dataclass's own defaults)."""
+        DEFAULT_PRESET, "tutorial": the dataclass's own defaults)."""
         if not isinstance(data, dict):
             raise ConfigError("config", f"must be an object, got {type(data).__name__}")
         values = dict(data)
-        preset = values.pop("preset", "tutorial")
-        if not isinstance(preset, str) or preset not in PRESETS:
-            raise ConfigError(
-                "preset", f"must be one of {', '.join(PRESETS)}; got {_shown(preset)}"
-            )
+        # An explicit null is refused: only a missing key means the default.
+        preset = _known_preset(values.pop("preset", DEFAULT_PRESET))
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(
                 unknown[0], f"unknown field; allowed: preset, {', '.join(sorted(known))}"
             )
-        values = {**PRESETS[preset], **values}
-        if isinstance(values.get("betas"), list):
-            values["betas"] = tuple(values["betas"])
-        return cls(**values)
+        # JSON's lists for betas become tuples in __post_init__.
+        return cls(**{**PRESETS[preset], **values})
 
 
 # Named recipes: the fields each sets over TrainConfig's defaults. benchmarks/quality.py
@@ -265,5 +419,35 @@ PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     }
 )
 
+
+DEFAULT_PRESET = "tutorial"
+
+
+def _known_preset(name: Any) -> str:
+    if not isinstance(name, str) or name not in PRESETS:
+        raise ConfigError("preset", f"must be one of {', '.join(PRESETS)}; got {_shown(name)}")
+    return name
+
+
+def resolve_preset(name: str | None) -> str:
+    """The preset ``name`` (DEFAULT_PRESET for None), or a ConfigError naming "preset"."""
+    return DEFAULT_PRESET if name is None else _known_preset(name)
+
+
+def field_specs() -> dict[str, FieldSpec]:
+    """Each TrainConfig field's FieldSpec, in declaration order."""
+    return {f.name: f.metadata["spec"] for f in fields(TrainConfig)}
+
+
+def json_schema_properties() -> dict[str, dict[str, Any]]:
+    """Each field's type and range as JSON Schema (the service's OpenAPI document). Limits
+    that join several fields (_check_size) cannot be written in JSON Schema."""
+    return {name: s.json_schema() for name, s in field_specs().items()}
+
+
+# The fields a sweep may vary, and those a resumed run may change (the rest fix what the
+# checkpoint's tensors are and how they were made).
+SWEEPABLE: frozenset[str] = frozenset(n for n, s in field_specs().items() if s.sweep)
+RESUME_MUTABLE: frozenset[str] = frozenset(n for n, s in field_specs().items() if s.resume)
 
 DEFAULT_CONFIG = TrainConfig()
