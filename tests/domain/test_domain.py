@@ -26,6 +26,9 @@ from service.domain import (
 )
 from service.domain import errors as domain_errors
 from service.domain.commands import (
+    CreateJob,
+    CreateSweep,
+    SampleCurves,
     check_idempotency_key,
     preset_of,
     request_hash,
@@ -118,6 +121,9 @@ def test_records_are_immutable() -> None:
         Requests(cancel=False, suspend=False, save=0),
         SweepStats.of({}, 0.0),
         BEST_BY["w1_a"],
+        CreateJob(),
+        CreateSweep(),
+        SampleCurves(),
     ]
     for record in records:
         name = dataclasses.fields(record)[0].name
