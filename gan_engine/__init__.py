@@ -1,7 +1,8 @@
 """gan_engine: the tutorial's 1-D curve GAN (MorvanZhou's 406_GAN) as a library.
 
-Knows nothing of the web: configs, models, the training loop with hooks, metrics,
-checkpoints and sampling.
+Knows nothing of the web: configs, models, the training loop with hooks (``Population``, the
+engine every run trains with; ``Trainer``, its autograd reference), metrics, checkpoints and
+sampling.
 """
 
 from .checkpoint import (
@@ -14,11 +15,12 @@ from .checkpoint import (
 )
 from .config import PRESETS, ConfigError, TrainConfig
 from .data import artist_works, x_grid
+from .loop import LogRecord, RunResult, TrainingDiverged
 from .metrics import Quality, curve_quality, w1_to_uniform
 from .models import Discriminator, Generator
 from .population import Population
+from .reference import Trainer
 from .sampling import CurveSampler, Samples
-from .trainer import LogRecord, RunResult, Trainer, TrainingDiverged
 
 __all__ = [
     "FORMAT_VERSION",

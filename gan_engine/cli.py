@@ -21,8 +21,9 @@ import numpy as np
 
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from .config import PRESETS, ConfigError, TrainConfig
+from .loop import LogRecord, TrainingDiverged
+from .population import Population
 from .sampling import CurveSampler
-from .trainer import LogRecord, Trainer, TrainingDiverged
 
 
 def _key_value(text: str) -> tuple[str, Any]:
@@ -63,19 +64,21 @@ def _train(args: argparse.Namespace) -> int:
                 raise ConfigError(changed[0], "cannot change when resuming; only --steps can")
             if "steps" in overrides:
                 ckpt = replace(ckpt, config=ckpt.config.replace(steps=overrides["steps"]))
-            trainer = Trainer.from_checkpoint(ckpt)
+            pop = Population.from_checkpoints([ckpt])
         else:
-            trainer = Trainer(TrainConfig.from_preset(args.preset, **overrides))
+            # A population of one: the engine jobs train with, the same steps and checkpoints.
+            pop = Population([TrainConfig.from_preset(args.preset, **overrides)])
     except (ConfigError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    cfg = trainer.config
+    cfg = pop.config
     run_dir = Path(args.out) / f"run-{datetime.now(UTC):%Y%m%d-%H%M%S}-seed{cfg.seed}"
     print(f"training {cfg.steps} steps, seed {cfg.seed}; checkpoints in {run_dir}", flush=True)
     tty = sys.stdout.isatty()
-    start, start_step = time.perf_counter(), trainer.step_count
+    start, start_step = time.perf_counter(), pop.step_count
 
-    def on_log(r: LogRecord) -> None:
+    def on_log(records: dict[int, LogRecord]) -> None:
+        r = records[0]
         rate = (r.step - start_step) / max(time.perf_counter() - start, 1e-9)
         eta = (cfg.steps - r.step) / rate if rate else 0.0
         line = (
@@ -92,13 +95,14 @@ def _train(args: argparse.Namespace) -> int:
 
     saved: list[Path] = []
 
-    def on_checkpoint(ckpt: Checkpoint) -> None:
+    def on_checkpoint(ckpts: dict[int, Checkpoint]) -> None:
+        ckpt = ckpts[0]
         path = run_dir / f"step-{ckpt.step:08d}.safetensors"
         ckpt.save(path)
         saved.append(path)
 
     try:
-        result = trainer.run(on_log=on_log, on_checkpoint=on_checkpoint)
+        result = pop.run(on_log=on_log, on_checkpoint=on_checkpoint)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130

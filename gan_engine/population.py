@@ -1,8 +1,9 @@
 """K GANs of one shape trained together: stacked weights, batched matmuls and a hand-derived
-backward pass. Member k follows the same maths and the same random draws as ``Trainer`` with
-its config (the tutorial's step order: G step on D's current weights, then D step on the
-detached fakes), to float rounding; ``Trainer`` stays the readable reference and the oracle
-its gradients are tested against.
+backward pass. This is the engine every run trains with: a job is a population of one (or of
+a sweep's members), and so is ``python -m gan_engine train``. Member k follows the same maths
+and the same random draws as the autograd ``Trainer`` (reference.py) with its config (the
+tutorial's step order: G step on D's current weights, then D step on the detached fakes), to
+float rounding; ``Trainer`` stays the readable reference and the oracle it is tested against.
 
 Per step, each member draws its real curves and latents from its own generator (so a member
 is the same whichever population it trains in), then the population runs one batched forward
@@ -15,18 +16,19 @@ from __future__ import annotations
 import copy
 import math
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 
 from .checkpoint import Checkpoint
-from .config import ConfigError, TrainConfig
+from .config import PRESETS, ConfigError, TrainConfig
 from .data import eval_latent, x_grid
+from .loop import LogRecord, Loop, RunResult, TrainingDiverged, derive_seed, intra_op_threads
 from .metrics import EVAL_SAMPLES, PREVIEW_CURVES, Quality, curve_quality_rows
 from .models import Generator, build_models, generator_for
 from .sampling import CurveSampler
 from .stacked import Adam, Stack, layer_shapes
-from .trainer import LogRecord, RunResult, TrainingDiverged, derive_seed, intra_op_threads
 
 # Fields that may differ between the members of one population (each is elementwise in the
 # update); every other field fixes the shape or the schedule and must be the same for all.
@@ -35,19 +37,31 @@ MEMBER_FIELDS = frozenset({"seed", "lr_g", "lr_d", "betas", "g_ema"})
 EVAL_CHUNK = 4
 
 
+# Every field's default, and the fields a population's members must share.
+_DEFAULTS = TrainConfig().to_dict()
+_SHAPE_FIELDS = sorted(set(_DEFAULTS) - (MEMBER_FIELDS - {"g_ema"}))
+
+
 def shape_key(config: TrainConfig) -> tuple[object, ...]:
     """Configs with equal keys can train in one population."""
-    values = config.to_dict()
+    return shape_key_of(config.to_dict())
+
+
+def shape_key_of(config: Mapping[str, Any]) -> tuple[object, ...]:
+    """``shape_key`` of a config's plain data (``TrainConfig.to_dict``, as a job stores it,
+    or what ``TrainConfig.from_dict`` takes), without building and checking the config: a
+    missing field takes its preset's value or its default, as ``from_dict`` fills it in."""
+    preset = config.get("preset")  # none: the tutorial's recipe, which is the defaults
+    recipe = PRESETS.get(preset, {}) if isinstance(preset, str) else {}
+    values = {**_DEFAULTS, **recipe, **config}
     return tuple(
-        (name, values[name] if name != "g_ema" else values[name] > 0)
-        for name in sorted(values)
-        if name not in MEMBER_FIELDS - {"g_ema"}
+        (name, values[name] > 0 if name == "g_ema" else values[name]) for name in _SHAPE_FIELDS
     )
 
 
-class Population:
+class Population(Loop):
     """Trains K GANs of one shape together. ``step()`` is one G and one D update of every
-    member; ``run()`` loops with the same hooks as ``Trainer.run``, over lists of members."""
+    member; ``run()`` is the engine's loop (``Loop``), with hooks over the members."""
 
     def __init__(
         self,
@@ -193,49 +207,31 @@ class Population:
         on_checkpoint: Callable[[dict[int, Checkpoint]], None] | None = None,
         should_checkpoint: Callable[[], bool] | None = None,
     ) -> RunResult:
-        """``Trainer.run`` for the whole population: ``on_log`` gets the records and
-        ``on_checkpoint`` the checkpoints of the members still live, by member index. A
-        member whose losses stop being finite leaves (``failed``), as does one ``drop``ped;
-        the run raises TrainingDiverged only when every member diverged."""
-        cfg = self.config
-        stopped = False
-        with intra_op_threads(self.num_threads):
-            while self.step_count < cfg.steps:
-                if (should_stop is not None and should_stop()) or not self.live:
-                    stopped = True
-                    break
-                self.step()
-                s = self.step_count
-                if s % cfg.log_every == 0 or s == cfg.steps:
-                    records = self.evaluate()
-                    if on_log is not None and records:
-                        on_log(records)
-                wants = should_checkpoint is not None and should_checkpoint()
-                periodic = cfg.checkpoint_every and s % cfg.checkpoint_every == 0
-                if (
-                    on_checkpoint is not None
-                    and s < cfg.steps
-                    and (periodic or wants)
-                    and self.live
-                ):
-                    on_checkpoint(self.checkpoints())
-            logged = self.last_records[self.live[0]] if self.live else None
-            if (
-                stopped
-                and self._logits is not None
-                and (logged is None or logged.step != self.step_count)
-            ):
-                records = self.evaluate()
-                if on_log is not None and records:
-                    on_log(records)
-            if on_checkpoint is not None and self.live:
-                on_checkpoint(self.checkpoints())
-        last = self.last_records[self.live[0]] if self.live else None
-        return RunResult(step=self.step_count, stopped=stopped, last=last)
+        """The engine's loop (``Loop._loop``) over the population: ``on_log`` gets the records
+        and ``on_checkpoint`` the checkpoints of the members still live, by member index. A
+        member whose losses stop being finite leaves (``failed``), as does one ``drop``ped or
+        one that ``leave``s; the run raises TrainingDiverged only when every member diverged."""
+        return self._loop(
+            on_log=on_log,
+            should_stop=should_stop,
+            on_checkpoint=on_checkpoint,
+            should_checkpoint=should_checkpoint,
+        )
 
-    def evaluate(self) -> dict[int, LogRecord]:
-        """Metrics of the latest step for every live member; members whose figures are not
-        finite leave the population here, before any checkpoint of their weights."""
+    @property
+    def stepped(self) -> bool:
+        return self._logits is not None
+
+    def record_of(self, i: int) -> LogRecord | None:
+        return self.last_records[i]
+
+    def evaluate_live(self) -> dict[int, LogRecord]:
+        return self.evaluate()
+
+    def evaluate(self, members: Sequence[int] | None = None) -> dict[int, LogRecord]:
+        """Metrics of the latest step for every live member (or those of ``members`` still
+        live); members whose figures are not finite leave the population here, before any
+        checkpoint of their weights."""
         if self._logits is None:
             raise RuntimeError("evaluate() needs at least one step() first")
         b = self.config.batch_size
@@ -250,7 +246,7 @@ class Population:
                 g_loss = torch.nn.functional.softplus(-logits[:, b:]).mean(1)
             accuracy = torch.sigmoid(logits[:, :b]).mean(1)
             d_loss, g_loss, accuracy = d_loss.tolist(), g_loss.tolist(), accuracy.tolist()
-            live = self.live
+            live = self.live if members is None else [i for i in self.live if i in members]
             qualities = self._qualities(live)
             records: dict[int, LogRecord] = {}
             for i in live:
@@ -317,6 +313,18 @@ class Population:
         return self._previews[i].tolist()
 
     # ------------------------------------------------------------------ members
+    def leave(self, i: int, reason: str) -> tuple[LogRecord | None, Checkpoint | None]:
+        """Member ``i`` stops here while the others train on (a cancelled job): its record of
+        this step when it has moved since its last one, and its checkpoint. When that record
+        finds it diverged it leaves ``failed`` instead, with (None, None); a population
+        with no other member left then raises TrainingDiverged, as ``run`` would."""
+        record = self.evaluate([i]).get(i) if self.unlogged(i) else None
+        if i in self.failed:
+            return None, None
+        ckpt = self.member_checkpoint(i)
+        self.drop(i, reason)
+        return record, ckpt
+
     def member_checkpoint(self, i: int) -> Checkpoint:
         """Member ``i`` as an ordinary single-GAN checkpoint (``Trainer``'s layout): it
         samples, downloads and resumes as a job, with ``Trainer`` or a population."""
@@ -382,11 +390,7 @@ class Population:
                     state = {name: t[f"{prefix}.{p}.{key}"] for p, name in enumerate(names)}
                     stack.load_member(buf, i, state)
             pop.rngs[i].set_state(t["rng.train"].clone())
-            if ckpt.metrics:
-                fields = set(LogRecord.__dataclass_fields__) - {"step"}
-                if fields <= set(ckpt.metrics):
-                    values = {key: ckpt.metrics[key] for key in fields}
-                    pop.last_records[i] = LogRecord(step=ckpt.step, **values)
+            pop.last_records[i] = LogRecord.from_checkpoint(ckpt)
         pop.step_count = ckpts[0].step
         return pop
 

@@ -1,6 +1,7 @@
 """The kernels of a population: K MLPs' parameters stacked in one flat buffer, their batched
 forward and hand-derived backward passes, and Adam over the buffer with each member's own
-hyperparameters. ``Trainer``'s autograd is the oracle these are tested against."""
+hyperparameters: the engine's one hand-written Adam. The reference ``Trainer``'s autograd and
+``torch.optim.Adam`` are the oracles these are tested against."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import math
 
 import torch
 
-ADAM_EPS = 1e-8  # torch.optim.Adam's default, as in Trainer
+ADAM_EPS = 1e-8  # torch.optim.Adam's default, as the reference Trainer uses it
 
 
 def layer_shapes(n_in: int, width: int, n_out: int, layers: int) -> list[tuple[int, int]]:
@@ -124,7 +125,8 @@ def _relu_backward(delta: torch.Tensor, relu_output: torch.Tensor) -> torch.Tens
 
 class Adam:
     """torch.optim.Adam (no weight decay, no amsgrad) over a stack's flat buffer, with each
-    member's learning rate and betas."""
+    member's learning rate and betas, and torch's formula: step lr / (1 - beta1^t) over
+    sqrt(v) / sqrt(1 - beta2^t) + eps, the bias corrections in double."""
 
     def __init__(self, stack: Stack, lrs: list[float], betas: list[tuple[float, float]]) -> None:
         self.exp_avg = torch.zeros_like(stack.flat)

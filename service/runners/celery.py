@@ -21,7 +21,6 @@ No result backend: results are in the store.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -31,7 +30,7 @@ from celery import Celery, signals
 
 from ..settings import Settings
 from ..store import Store
-from .base import recover_lapsed
+from .base import SupervisedRunner, recover_lapsed
 
 log = logging.getLogger("curvegan.runner.celery")
 
@@ -63,31 +62,23 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
-class CeleryRunner:
+class CeleryRunner(SupervisedRunner):
     """The API side: publishes jobs and owns recovery (lapsed leases, lost messages)."""
 
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
         self.app = make_celery(settings)
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def ready(self) -> bool:
-        return self._task is not None and not self._task.done()
 
     @property
     def busy_workers(self) -> int:
         return 0  # the workers are other processes, on other machines
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="curvegan-celery-runner")
+        self._start_loop(self._loop(), "curvegan-celery-runner")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._stop_loop()
         self.app.close()
 
     def submit(self, job_id: str) -> None:
@@ -159,21 +150,13 @@ def worker_app(settings: Settings | None = None) -> Celery:
 @signals.worker_process_init.connect
 def _process_init(**_: Any) -> None:
     # Each forked pool process opens its own connections (never share sockets across fork).
-    from ..storage import make_storage
-    from .worker import WorkerContext, warm_up
+    from .worker import start_worker
 
     settings: Settings | None = _node.get("settings")
     if settings is None:  # a Celery worker of some other app
         return
-    if settings.worker_nice:
-        os.nice(settings.worker_nice)
     _node["parent"] = os.getppid()
-    warm_up()
-    _node["ctx"] = WorkerContext(
-        Store(settings.db_url),
-        make_storage(settings.storage_url, settings.files_dir),
-        settings.lease_seconds,
-    )
+    _node["ctx"] = start_worker(settings, processes=_node["concurrency"])
 
 
 @signals.worker_shutting_down.connect
@@ -195,15 +178,14 @@ def _shutting_down(sender: Any = None, **_: Any) -> None:
 
 
 def _run_job(app: Celery, job_id: str, node: str) -> str:
-    from .members import claim_members, run_members
+    from .claims import claim_members
+    from .run import run_claimed
 
     ctx = _node["ctx"]
-    settings: Settings = _node["settings"]
     worker_id = f"celery:{node}:{os.getpid()}"
     # A sweep's member brings its siblings of the same shape: this process's share when the
     # node's processes split them. Their own messages then find them claimed.
-    split = settings.sweep_split or _node["concurrency"]
-    claimed = claim_members(ctx, worker_id, split, settings.max_population, job_id)
+    claimed = claim_members(ctx, worker_id, job_id)
     if not claimed:  # a duplicate, a redelivery, or a job cancelled meanwhile
         return "not claimed"
 
@@ -211,7 +193,7 @@ def _run_job(app: Celery, job_id: str, node: str) -> str:
         if os.getppid() != _node["parent"]:
             os._exit(0)  # the node's main process is gone: the lease brings the job back
 
-    requeued = run_members(ctx, claimed, tick=tick)
+    requeued = run_claimed(ctx, claimed, tick=tick)
     if requeued:
         publish(app, ctx.store, requeued)
     return f"{len(claimed)} job(s) trained"

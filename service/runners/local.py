@@ -21,7 +21,7 @@ from typing import Any
 from ..logs import configure as configure_logs
 from ..settings import Settings
 from ..store import Store
-from .base import recover_lapsed
+from .base import SupervisedRunner, recover_lapsed
 
 log = logging.getLogger("curvegan.runner.local")
 
@@ -39,7 +39,7 @@ class _Slot:
     busy: Synchronized[int]
 
 
-class LocalRunner:
+class LocalRunner(SupervisedRunner):
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
@@ -48,11 +48,6 @@ class LocalRunner:
         self._wake: Semaphore = self._ctx.Semaphore(0)
         self._stop: Event = self._ctx.Event()
         self._slots: list[_Slot] = []
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def ready(self) -> bool:
-        return self._task is not None and not self._task.done()
 
     @property
     def busy_workers(self) -> int:
@@ -60,17 +55,14 @@ class LocalRunner:
 
     async def start(self) -> None:
         self._slots = [self._spawn() for _ in range(self.size)]
-        self._task = asyncio.create_task(self._supervise(), name="curvegan-pool")
+        self._start_loop(self._supervise(), "curvegan-pool")
 
     def submit(self, job_id: str) -> None:
         self._wake.release()
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Asks every worker to save and return its job to the queue, then waits for them."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._stop_loop()
         self._stop.set()
         ids = [slot.worker_id for slot in self._slots]
         with contextlib.suppress(Exception):  # a store that is gone cannot be asked
@@ -159,18 +151,13 @@ def pool_worker_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # a spawned process starts with logging unconfigured: its job lines would be lost
     configure_logs(settings.log_level)
-    if settings.worker_nice:
-        os.nice(settings.worker_nice)
-    from ..storage import make_storage
-    from .members import claim_members, run_members
-    from .worker import WorkerContext, warm_up
+    # Here, not at the top: the API process imports this module, and these import torch.
+    from .claims import claim_members
+    from .run import run_claimed
+    from .worker import start_worker
 
-    warm_up()
+    ctx = start_worker(settings, processes=settings.max_concurrent_jobs)
     worker_id = worker_id_of(os.getpid())
-    store = Store(settings.db_url)
-    ctx = WorkerContext(
-        store, make_storage(settings.storage_url, settings.files_dir), settings.lease_seconds
-    )
 
     def tick() -> None:
         if os.getppid() != parent_pid:
@@ -183,8 +170,7 @@ def pool_worker_main(
         while not stop.is_set():
             tick()
             try:
-                split = settings.sweep_split or settings.max_concurrent_jobs
-                claimed = claim_members(ctx, worker_id, split, settings.max_population)
+                claimed = claim_members(ctx, worker_id)
             except Exception:  # the store is down for a moment: the worker waits, not dies
                 log.exception("worker %s could not claim a job", worker_id)
                 claimed = []
@@ -193,12 +179,12 @@ def pool_worker_main(
                 continue
             if stop.is_set():  # claimed while the pool was being stopped: give them back
                 for lease, _ in claimed:
-                    store.release(lease)
+                    ctx.store.release(lease)
                 break
             busy.value = 1
             try:
-                run_members(ctx, claimed, tick=tick)
+                run_claimed(ctx, claimed, tick=tick)
             finally:
                 busy.value = 0
     finally:
-        store.dispose()
+        ctx.store.dispose()

@@ -3,7 +3,9 @@
 A claim bumps the job's ``attempt``; every write a worker makes is conditioned on the job
 being ``running`` under that attempt (fencing), so a worker that was paused or cut off while
 its lease lapsed and the job moved on can no longer write progress, checkpoints or a state.
-Expiry is compared with the database's clock.
+Expiry is compared with the database's clock. Every state a worker's job enters (claimed,
+finished, back in the queue) is written by ``_move``, which allows only the edges of
+``domain.TRANSITIONS``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from .. import logs
 from ..domain import METRIC_FIELDS, JobRecord, JobState, Lease, Requests
+from ..domain.states import check_transition
 from .clock import db_now
 from .rows import JOB_SELECT, Engines, LeaseLost, job_record
 from .tables import jobs, metrics
@@ -37,8 +40,41 @@ def _rounded(curves: Curves | None) -> Curves | None:
     return [[round(v, CURVE_DECIMALS) for v in curve] for curve in curves]
 
 
+def _attempt(lease: Lease) -> list[Any]:
+    return [jobs.c.id == lease.job_id, jobs.c.attempt == lease.attempt]
+
+
 def _held(lease: Lease) -> list[Any]:
-    return [jobs.c.id == lease.job_id, jobs.c.attempt == lease.attempt, jobs.c.state == RUNNING]
+    return [*_attempt(lease), jobs.c.state == RUNNING]
+
+
+def _move(conn: Connection, frm: JobState, to: JobState, where: list[Any], **values: Any) -> int:
+    """The one way this module changes a job's state: the rows of ``where`` still in ``frm``
+    go to ``to``, setting ``values``, if TRANSITIONS has that edge (else IllegalTransition,
+    before any SQL). Returns how many rows moved."""
+    check_transition(frm, to)
+    update = jobs.update().where(jobs.c.state == frm.value, *where)
+    return conn.execute(update.values(state=to.value, **values)).rowcount
+
+
+def _fenced_move(conn: Connection, lease: Lease, to: JobState, **values: Any) -> None:
+    """``_move`` of the job a worker holds, out of running; raises LeaseLost if it no longer
+    holds it."""
+    if _move(conn, JobState.RUNNING, to, _attempt(lease), **values) != 1:
+        raise LeaseLost(lease.job_id)
+
+
+def _claimed(worker_id: str, lease_s: float) -> dict[str, Any]:
+    """What a claim (queued -> running) writes: a new attempt under a fresh lease."""
+    return {
+        "worker_id": worker_id,
+        "attempt": jobs.c.attempt + 1,
+        "lease_expires_at": db_now() + lease_s,
+        "started_at": time.time(),
+        "suspend_requested": False,
+        # Counted from the claim: the worker saves for every request after it.
+        "save_requests": 0,
+    }
 
 
 class LeaseQueries(Engines):
@@ -59,25 +95,9 @@ class LeaseQueries(Engines):
                 job_id = conn.execute(query).scalar()
                 if job_id is None:
                     return None
-            done = conn.execute(
-                jobs.update()
-                .where(
-                    jobs.c.id == job_id,
-                    jobs.c.state == QUEUED,
-                    jobs.c.cancel_requested == sa.false(),
-                )
-                .values(
-                    state=RUNNING,
-                    worker_id=worker_id,
-                    attempt=jobs.c.attempt + 1,
-                    lease_expires_at=db_now() + lease_s,
-                    started_at=time.time(),
-                    suspend_requested=False,
-                    # Counted from the claim: the worker saves for every request after it.
-                    save_requests=0,
-                )
-            )
-            if done.rowcount != 1:
+            untouched = [jobs.c.id == job_id, jobs.c.cancel_requested == sa.false()]
+            claimed = _claimed(worker_id, lease_s)
+            if _move(conn, JobState.QUEUED, JobState.RUNNING, untouched, **claimed) != 1:
                 return None
             job = job_record(conn.execute(JOB_SELECT.where(jobs.c.id == job_id)).one())
         logs.job_started(job.id, worker_id, job.attempt, job.step)
@@ -117,19 +137,8 @@ class LeaseQueries(Engines):
             ids = found[: how_many(total)]
             if not ids:
                 return []
-            conn.execute(
-                jobs.update()
-                .where(jobs.c.id.in_(ids), jobs.c.state == QUEUED)
-                .values(
-                    state=RUNNING,
-                    worker_id=worker_id,
-                    attempt=jobs.c.attempt + 1,
-                    lease_expires_at=db_now() + lease_s,
-                    started_at=time.time(),
-                    suspend_requested=False,
-                    save_requests=0,
-                )
-            )
+            claimed = _claimed(worker_id, lease_s)
+            _move(conn, JobState.QUEUED, JobState.RUNNING, [jobs.c.id.in_(ids)], **claimed)
             rows = conn.execute(
                 JOB_SELECT.where(jobs.c.id.in_(ids), jobs.c.worker_id == worker_id).order_by(
                     jobs.c.seq
@@ -254,13 +263,8 @@ class LeaseQueries(Engines):
         """The worker's last word: succeeded, failed or cancelled. Raises LeaseLost."""
         assert to.is_final
         with self._write.begin() as conn:
-            self._fenced_update(
-                conn,
-                lease,
-                state=to.value,
-                error=error,
-                finished_at=time.time(),
-                lease_expires_at=None,
+            _fenced_move(
+                conn, lease, to, error=error, finished_at=time.time(), lease_expires_at=None
             )
             row = conn.execute(
                 sa.select(jobs.c.step, jobs.c.metrics, jobs.c.quality).where(
@@ -286,10 +290,10 @@ class LeaseQueries(Engines):
                 raise LeaseLost(lease.job_id)
             cancel, step = held
             to = JobState.CANCELLED if cancel else JobState.QUEUED
-            values: dict[str, Any] = {"state": to.value, "lease_expires_at": None}
+            values: dict[str, Any] = {"lease_expires_at": None, "suspend_requested": False}
             if to is JobState.CANCELLED:
                 values["finished_at"] = time.time()
-            self._fenced_update(conn, lease, suspend_requested=False, **values)
+            _fenced_move(conn, lease, to, **values)
         if to is JobState.QUEUED:
             logs.job_requeued(lease.job_id, f"suspended at step {step} (its worker stops)")
         else:
@@ -302,11 +306,10 @@ class LeaseQueries(Engines):
         """Jobs whose lease lapsed (or, with ``worker_ids``, whose worker is known dead) go back
         to the queue to resume from their latest checkpoint; a job already asked to cancel ends
         cancelled, and one that lost its worker ``max_losses`` times fails. Returns id -> state."""
-        cond: list[Any] = [jobs.c.state == RUNNING]
         if worker_ids is None:
-            cond.append(jobs.c.lease_expires_at < db_now())
+            lapsed = jobs.c.lease_expires_at < db_now()
         else:
-            cond.append(jobs.c.worker_id.in_(list(worker_ids)))
+            lapsed = jobs.c.worker_id.in_(list(worker_ids))
         moved: dict[str, JobState] = {}
         ended: dict[str, tuple[str, str | None]] = {}  # id -> (summary, error)
         with self._write.begin() as conn:
@@ -321,7 +324,7 @@ class LeaseQueries(Engines):
                     jobs.c.lost_count,
                     jobs.c.step,
                 )
-                .where(*cond)
+                .where(jobs.c.state == RUNNING, lapsed)
                 .order_by(jobs.c.seq)
                 .with_for_update(skip_locked=True)
             ).all()
@@ -342,12 +345,8 @@ class LeaseQueries(Engines):
                     to = JobState.QUEUED
                 if to.is_final:
                     values["finished_at"] = time.time()
-                updated = conn.execute(
-                    jobs.update()
-                    .where(jobs.c.id == job_id, jobs.c.attempt == attempt, *cond)
-                    .values(state=to.value, **values)
-                )
-                if updated.rowcount == 1:
+                this = [jobs.c.id == job_id, jobs.c.attempt == attempt, lapsed]
+                if _move(conn, JobState.RUNNING, to, this, **values) == 1:
                     moved[job_id] = to
                     ended[job_id] = (f"step {step}, its worker lost", values.get("error"))
         for job_id, to in moved.items():

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from gan_engine import load_checkpoint
+from gan_engine import Population, TrainConfig, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,6 +54,19 @@ def test_train_prints_progress_and_writes_a_checkpoint(
     assert path.name == "step-00000200.safetensors" and f"latest checkpoint {path}" in lines[-1]
     ckpt = load_checkpoint(path)
     assert (ckpt.step, ckpt.config.seed, ckpt.config.steps) == (200, 3, 200)
+
+
+def test_train_runs_the_engine_jobs_run_and_writes_its_checkpoint(
+    trained: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    # A population of one, as a job trains: the same weights, Adam state, stream and metrics.
+    (path,) = checkpoints(trained[1])
+    pop = Population([TrainConfig(steps=200, seed=3, log_every=100)])
+    pop.run()
+    expected, got = pop.member_checkpoint(0), load_checkpoint(path)
+    assert set(got.tensors) == set(expected.tensors) and got.metrics == expected.metrics
+    for name, value in expected.tensors.items():
+        assert torch.equal(got.tensors[name], value), name
 
 
 def test_preset_and_set_choose_the_recipe_and_flags_win(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The training loop: order of updates, hooks, determinism, exact resume and convergence."""
+"""The reference trainer (autograd) and the engine's one loop through it: order of updates,
+hooks, determinism, exact resume and convergence."""
 
 from __future__ import annotations
 

@@ -14,12 +14,14 @@ import sqlalchemy as sa
 from service.domain import (
     FINAL_STATES,
     METRIC_FIELDS,
+    TRANSITIONS,
     CheckpointRecord,
     JobRecord,
     JobState,
     Lease,
     Requests,
 )
+from service.domain.states import IllegalTransition
 from service.store import (
     CheckpointInUse,
     IdempotencyConflict,
@@ -427,6 +429,45 @@ def test_release_requeues_and_keeps_a_cancel(store: Store) -> None:
     assert cancelled.state is JobState.CANCELLED and cancelled.finished_at is not None
     with pytest.raises(LeaseLost):
         store.release(again)
+
+
+# The edge each of a worker's state writes takes.
+WORKER_MOVES = {
+    "claim": (JobState.QUEUED, JobState.RUNNING),
+    "finish": (JobState.RUNNING, JobState.SUCCEEDED),
+    "release": (JobState.RUNNING, JobState.QUEUED),  # suspended: back to the queue
+    "recover": (JobState.RUNNING, JobState.QUEUED),  # its lease lapsed: back to the queue
+}
+
+
+@pytest.mark.parametrize("write", sorted(WORKER_MOVES))
+def test_a_workers_state_writes_take_only_edges_of_the_transitions_table(
+    store: Store, monkeypatch: pytest.MonkeyPatch, write: str
+) -> None:
+    """The lease methods write no edge of their own: without the edge in TRANSITIONS the write
+    is refused and the job stays where it was; with it (the real table) the job moves."""
+    frm, to = WORKER_MOVES[write]
+    make_job(store, "j")
+    lease = None if write == "claim" else claim(store)
+
+    def move() -> object:
+        if write == "claim":
+            return store.claim("w1", LEASE_S)
+        assert lease is not None
+        if write == "finish":
+            store.finish(lease, to)
+            return True
+        if write == "release":
+            return store.release(lease)
+        return store.recover_lapsed(max_losses=5, worker_ids=["w1"])
+
+    with monkeypatch.context() as patch:
+        patch.setitem(TRANSITIONS, to, TRANSITIONS[to] - {frm})
+        with pytest.raises(IllegalTransition, match=f"from {frm.value} to {to.value}"):
+            move()
+        assert get(store, "j").state is frm
+    assert move()
+    assert get(store, "j").state is to
 
 
 @pytest.mark.parametrize("stop", ["release", "recover"])

@@ -1,79 +1,32 @@
-"""The training loop: G step on D's current weights, then D step on the detached fakes."""
+"""The reference trainer: one GAN in plain PyTorch (autograd, ``torch.optim.Adam``), written to
+be read: G step on D's current weights, then D step on the detached fakes.
+
+Jobs and the CLI train with ``Population`` (population.py), whose hand-derived backward pass
+and stacked Adam (stacked.py) run ~2.5x faster; this is the oracle they are tested against,
+member by member, step by step (tests/gan_engine/test_population.py). Both run the one loop
+(``Loop``, loop.py) and write the same checkpoints, so either resumes the other's.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import hashlib
 import math
 import secrets
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 from .checkpoint import ADAM_KEYS, Checkpoint, CheckpointError
-from .config import MAX_SEED, TrainConfig
+from .config import TrainConfig
 from .data import artist_works, eval_latent, latent, x_grid
+from .loop import LogRecord, Loop, RunResult, TrainingDiverged, derive_seed, intra_op_threads
 from .metrics import EVAL_SAMPLES, PREVIEW_CURVES, curve_quality
 from .models import Generator, build_models
 from .sampling import CurveSampler
 
 
-class TrainingDiverged(RuntimeError):
-    """Losses became NaN or infinite; ``step`` is the step at which it was seen."""
-
-    def __init__(self, step: int, detail: str) -> None:
-        super().__init__(f"training diverged at step {step}: {detail}")
-        self.step = step
-
-
-@dataclass(frozen=True)
-class LogRecord:
-    """The metrics logged every ``log_every`` steps."""
-
-    step: int
-    d_loss: float
-    g_loss: float
-    d_accuracy: float  # mean D(real), the tutorial's name; 0.5 at equilibrium
-    d_score: float  # -d_loss; -2 ln 2 = -1.386 at equilibrium
-    in_band: float
-    resid: float
-    w1_a: float
-    a_std: float
-
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class RunResult:
-    step: int
-    stopped: bool  # True when should_stop ended the run before config.steps
-    last: LogRecord | None
-
-
-def derive_seed(seed: int, purpose: str) -> int:
-    """Independent streams from one seed, so model init, data and evaluation never share draws."""
-    digest = hashlib.sha256(f"{seed}:{purpose}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & MAX_SEED
-
-
-@contextlib.contextmanager
-def intra_op_threads(n: int | None) -> Iterator[None]:
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-class Trainer:
+class Trainer(Loop):
     """Trains one GAN. ``step()`` does one G and one D update; ``run()`` loops with hooks."""
 
     def __init__(self, config: TrainConfig | None = None, *, num_threads: int | None = 1) -> None:
@@ -90,7 +43,8 @@ class Trainer:
         if config.g_ema > 0:
             self.g_ema = copy.deepcopy(self.g).requires_grad_(False)
         self._g_params = list(self.g.parameters())
-        # fused Adam updates all of a model's tensors in one kernel: same maths, fewer ops.
+        # The library's Adam, the oracle of the hand-written one (stacked.py); fused updates
+        # all of a model's tensors in one kernel: same maths, fewer ops.
         self.opt_g = torch.optim.Adam(
             self._g_params, lr=config.lr_g, betas=config.betas, fused=True
         )
@@ -165,41 +119,35 @@ class Trainer:
         on_checkpoint: Callable[[Checkpoint], None] | None = None,
         should_checkpoint: Callable[[], bool] | None = None,
     ) -> RunResult:
-        """Trains up to ``config.steps``.
-
-        Between steps it asks ``should_stop`` (cancellation) and ``should_checkpoint``
-        (save now); it calls ``on_log`` every ``log_every`` steps and ``on_checkpoint`` every
+        """Trains up to ``config.steps`` in the engine's loop (``Loop._loop``), as a population
+        of one: ``on_log`` every ``log_every`` steps, ``on_checkpoint`` every
         ``checkpoint_every`` steps and once at the end, stopped or not. Raises
         TrainingDiverged, before any checkpoint of the bad weights, if losses stop being finite.
         """
-        cfg = self.config
-        stopped = False
-        with intra_op_threads(self.num_threads):
-            while self.step_count < cfg.steps:
-                if should_stop is not None and should_stop():
-                    stopped = True
-                    break
-                self.step()
-                s = self.step_count
-                if s % cfg.log_every == 0 or s == cfg.steps:
-                    record = self.evaluate()
-                    if on_log is not None:
-                        on_log(record)
-                wants = should_checkpoint is not None and should_checkpoint()
-                periodic = cfg.checkpoint_every and s % cfg.checkpoint_every == 0
-                if on_checkpoint is not None and s < cfg.steps and (periodic or wants):
-                    on_checkpoint(self.checkpoint())
-            if (
-                stopped
-                and self._last_stats is not None
-                and (self.last_record is None or self.last_record.step != self.step_count)
-            ):
-                record = self.evaluate()
-                if on_log is not None:
-                    on_log(record)
-            if on_checkpoint is not None:
-                on_checkpoint(self.checkpoint())
-        return RunResult(step=self.step_count, stopped=stopped, last=self.last_record)
+        return self._loop(
+            on_log=None if on_log is None else lambda records: on_log(records[0]),
+            should_stop=should_stop,
+            on_checkpoint=None if on_checkpoint is None else lambda ckpts: on_checkpoint(ckpts[0]),
+            should_checkpoint=should_checkpoint,
+        )
+
+    # The loop's view of a trainer: one member, 0, which never leaves (it raises instead).
+    @property
+    def live(self) -> list[int]:
+        return [0]
+
+    @property
+    def stepped(self) -> bool:
+        return self._last_stats is not None
+
+    def record_of(self, i: int) -> LogRecord | None:
+        return self.last_record
+
+    def evaluate_live(self) -> dict[int, LogRecord]:
+        return {0: self.evaluate()}
+
+    def checkpoints(self) -> dict[int, Checkpoint]:
+        return {0: self.checkpoint()}
 
     def evaluate(self) -> LogRecord:
         """Metrics for the latest step; raises TrainingDiverged if anything is not finite."""
@@ -296,9 +244,5 @@ class Trainer:
         except RuntimeError as exc:
             raise CheckpointError(f"invalid random generator state: {exc}") from None
         trainer.step_count = ckpt.step
-        if ckpt.metrics:
-            fields = set(LogRecord.__dataclass_fields__) - {"step"}
-            if fields <= set(ckpt.metrics):
-                values = {k: ckpt.metrics[k] for k in fields}
-                trainer.last_record = LogRecord(step=ckpt.step, **values)
+        trainer.last_record = LogRecord.from_checkpoint(ckpt)
         return trainer
