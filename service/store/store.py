@@ -24,6 +24,7 @@ from ..domain import (
     JobState,
     Lease,
 )
+from ..domain.states import check_transition
 from .creation import check_room, lock_creators, replayed
 from .engine import make_engines
 from .leases import LeaseQueries
@@ -207,6 +208,7 @@ class Store(LeaseQueries, SweepQueries):
         """Records the cancel; a queued job (no worker holds it) ends cancelled at once. One
         transaction: a cancel the store cannot record (a full disk) fails whole and the
         client is told, instead of a request half-made that no one would act on."""
+        check_transition(JobState.QUEUED, JobState.CANCELLED)
         with self._write.begin() as conn:
             conn.execute(
                 jobs.update()

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..domain import FINAL_STATES, JobRecord, JobState, SweepRecord, SweepStats
+from ..domain.states import check_transition
 from .creation import check_room, lock_creators, replayed
 from .rows import (
     JOB_SELECT,
@@ -142,8 +143,9 @@ class SweepQueries(Engines):
                 .where(jobs.c.sweep_id == sweep_id, jobs.c.state.not_in(_FINAL))
                 .values(cancel_requested=True)
             ).rowcount
-            # queued -> cancelled is an edge of domain.TRANSITIONS; a queued job has no
-            # worker to stop it, and with cancel_requested set no worker will claim it.
+            # A queued job has no worker to stop it, and with cancel_requested set no worker
+            # will claim it: it ends here, along the table's queued -> cancelled edge.
+            check_transition(JobState.QUEUED, JobState.CANCELLED)
             conn.execute(
                 jobs.update()
                 .where(jobs.c.sweep_id == sweep_id, jobs.c.state == QUEUED)

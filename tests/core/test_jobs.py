@@ -130,3 +130,15 @@ def test_pages_filter_by_state_newest_first(jobs: JobService) -> None:
     assert [j.id for j in jobs.page(None, 10, 0).items] == [b.id, a.id]
     assert [j.id for j in jobs.page("cancelled", 10, 0).items] == [a.id]
     assert jobs.page("queued", 1, 1).items == [] and jobs.page("queued", 1, 0).total == 1
+
+
+def test_a_cancel_takes_the_transitions_tables_edge(
+    jobs: JobService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.domain import states
+
+    job, _ = jobs.create(CreateJob())
+    monkeypatch.setitem(states.TRANSITIONS, JobState.CANCELLED, frozenset({JobState.RUNNING}))
+    with pytest.raises(states.IllegalTransition, match="from queued to cancelled"):
+        jobs.cancel(job.id)
+    assert jobs.get(job.id).state is JobState.QUEUED and not jobs.get(job.id).cancel_requested
