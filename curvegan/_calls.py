@@ -1,4 +1,5 @@
-"""What each endpoint sends and how its answer is read, shared by the sync and async clients.
+"""What each endpoint sends and how its answer is read: one ``Call`` builder per endpoint,
+shared by the sync and async clients (``_core.py`` sends them).
 
 Builders check their arguments and raise UsageError before anything is sent.
 """
@@ -6,10 +7,8 @@ Builders check their arguments and raise UsageError before anything is sent.
 from __future__ import annotations
 
 import io
-import json
 import re
 import struct
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,11 +17,11 @@ from typing import Any
 
 import httpx
 
-from .errors import UnavailableError, UsageError, error_for
+from .errors import CurveganError, UnavailableError, UsageError, error_for
 from .models import (
+    STATES,
     Checkpoint,
     CheckpointList,
-    Event,
     Job,
     JobList,
     MetricRow,
@@ -42,7 +41,6 @@ MAX_SEED = 2**63 - 1
 _ID = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,100}$")
 # Answers that mean "busy, try later" rather than "your request is wrong".
 BUSY_STATUSES = frozenset({429, 503})
-STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 
 @dataclass
@@ -79,10 +77,6 @@ def _page(limit: int, offset: int) -> dict[str, int]:
 
 
 # ---------------------------------------------------------------- parsing
-def parse_json(resp: httpx.Response) -> Any:
-    return resp.json()
-
-
 def _as(model: Any) -> Callable[[httpx.Response], Any]:
     return lambda resp: model.model_validate(resp.json())
 
@@ -91,11 +85,18 @@ def _none(_: httpx.Response) -> None:
     return None
 
 
+def _content(resp: httpx.Response) -> bytes:
+    return resp.content
+
+
 def raise_for_error(resp: httpx.Response, attempts: int = 1) -> None:
-    """Raises the client's exception for an error response: UnavailableError for 429/503
-    (busy: worth trying later), else the ApiError subclass for the status."""
-    if resp.status_code < 400:
-        return
+    if resp.status_code >= 400:
+        raise error_of(resp, attempts)
+
+
+def error_of(resp: httpx.Response, attempts: int = 1) -> CurveganError:
+    """The client's exception for an error response: UnavailableError for 429/503 (busy:
+    worth trying later), else the ApiError subclass for the status."""
     try:
         body = resp.json()
     except ValueError:
@@ -103,10 +104,10 @@ def raise_for_error(resp: httpx.Response, attempts: int = 1) -> None:
     if resp.status_code in BUSY_STATUSES:
         message = body.get("message") if isinstance(body, dict) else None
         tries = f"{attempts} attempt{'s' if attempts > 1 else ''}"
-        raise UnavailableError(
+        return UnavailableError(
             f"server busy ({resp.status_code}) after {tries}" + (f": {message}" if message else "")
         )
-    raise error_for(resp.status_code, body)
+    return error_for(resp.status_code, body)
 
 
 # ---------------------------------------------------------------- jobs
@@ -295,8 +296,9 @@ def get_checkpoint(checkpoint_id: str) -> Call:
     )
 
 
-def checkpoint_file_path(checkpoint_id: str) -> str:
-    return f"/v1/checkpoints/{_id('checkpoint_id', checkpoint_id)}/file"
+def download_checkpoint(checkpoint_id: str) -> Call:
+    path = f"/v1/checkpoints/{_id('checkpoint_id', checkpoint_id)}/file"
+    return Call("GET", path, _content, idempotent=True)
 
 
 def upload_checkpoint(data: bytes | str | Path) -> Call:
@@ -428,7 +430,7 @@ def _figure(path: str, fmt: str, n: int, seed: int | None, size: tuple[int, int]
     if seed is not None:
         params["seed"] = _int("seed", seed, 0, MAX_SEED)
     # Drawing changes nothing on the server: safe to retry.
-    return Call("GET", f"{path}/figure.{fmt}", lambda r: r.content, params=params, idempotent=True)
+    return Call("GET", f"{path}/figure.{fmt}", _content, params=params, idempotent=True)
 
 
 def checkpoint_figure(
@@ -441,51 +443,6 @@ def job_figure(job_id: str, fmt: str, n: int, seed: int | None, size: tuple[int,
     return _figure(f"/v1/jobs/{_id('job_id', job_id)}", fmt, n, seed, size)
 
 
-# ---------------------------------------------------------------- server-sent events
-def check_timeout(timeout: float | None) -> None:
-    if timeout is not None and (isinstance(timeout, bool) or not timeout > 0):
-        raise UsageError(f"timeout must be > 0 seconds, got {timeout}")
-
-
-def deadline_after(timeout: float | None) -> float | None:
-    check_timeout(timeout)
-    return None if timeout is None else time.monotonic() + timeout
-
-
-def remaining(deadline: float | None) -> float | None:
-    """Seconds left before ``deadline`` (never below a small positive floor), or None."""
-    return None if deadline is None else max(0.01, deadline - time.monotonic())
-
-
-def check_deadline(deadline: float | None, owner_id: str, timeout: float | None) -> None:
-    if deadline is not None and time.monotonic() >= deadline:
-        raise TimeoutError(f"no end to the event stream of {owner_id} after {timeout}s")
-
-
-class SseParser:
-    """Feeds an event stream's lines (``event:``, ``data:``, ``id:``; a blank line ends a
-    frame) and returns each complete Event."""
-
-    def __init__(self) -> None:
-        self.kind, self.data, self.event_id = "message", [], None
-
-    def feed(self, line: str) -> Event | None:
-        if not line:
-            event = None
-            if self.data:
-                event = Event(
-                    type=self.kind, data=json.loads("\n".join(self.data)), id=self.event_id
-                )
-            self.kind, self.data, self.event_id = "message", [], None
-            return event
-        if line.startswith(":"):
-            return None
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "event":
-            self.kind = value
-        elif name == "data":
-            self.data.append(value)
-        elif name == "id":
-            self.event_id = value
-        return None
+# ---------------------------------------------------------------- operations
+def ready() -> Call:
+    return Call("GET", "/readyz", lambda resp: resp.json(), idempotent=True)

@@ -30,3 +30,22 @@ class RetryPolicy:
         # A connection that never opened sent nothing: any call may go again. Once a request
         # may have reached the server, only a call that is safe to repeat goes again.
         return idempotent or isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+
+    def next_delay(
+        self,
+        attempt: int,
+        idempotent: bool,
+        *,
+        resp: httpx.Response | None = None,
+        exc: httpx.TransportError | None = None,
+    ) -> float | None:
+        """Seconds to wait before sending again after attempt number ``attempt`` (0-based)
+        ended in ``exc`` or answered ``resp``; None when it must not go again: out of
+        retries, an answer that is final, or a call that is unsafe to repeat."""
+        if attempt >= self.retries:
+            return None
+        if exc is not None:
+            return self.delay(attempt) if self.may_retry(idempotent, exc) else None
+        if resp is not None and resp.status_code in RETRY_STATUSES and idempotent:
+            return self.delay(attempt, resp)
+        return None

@@ -1,20 +1,23 @@
 """The client's exceptions. Every one carries the server's message when there was one.
 
 CurveganError                 base: catch this for "anything the client raises"
-├── UsageError                bad arguments, found before any request was sent
-├── ApiError                  the server answered with an error (status, code, field)
-│   ├── AuthError             401: missing or wrong API key
+├── UsageError                bad arguments, found before any request was sent (a ValueError too)
+├── ApiError                  the server answered with an error (.status, .message, .code, .field)
+│   ├── AuthError             401/403: missing or wrong API key
 │   ├── NotFoundError         404: unknown job, checkpoint or sweep
 │   ├── ConflictError         409: e.g. cancelling a finished job or sweep
 │   ├── PayloadTooLargeError  413: upload over the server's limit
 │   ├── ValidationError       422: names the field and the allowed range
 │   └── ServerError           5xx (after retries, for idempotent calls)
-├── UnavailableError          server unreachable, or 429/503 after all retries
+├── UnavailableError          server unreachable, or 429/503 after all retries; an event stream
+│                             that cannot be opened, goes silent, or keeps dropping when resumed
 └── JobFailedError            wait(): the job ended failed (its error is in .job.error)
 
-wait(timeout=...), wait_sweep(timeout=...) and iter_events / iter_sweep_events(timeout=...)
-raise the built-in TimeoutError when time runs out: the job (or sweep) is still going, nothing
-went wrong. wait_sweep() returns a sweep whose members failed; it does not raise.
+TimeoutError (built-in)       wait(timeout=...), wait_sweep(timeout=...), iter_events /
+                              iter_sweep_events(timeout=...): time ran out; the job (or sweep)
+                              is still going, nothing went wrong.
+
+wait_sweep() returns a sweep whose members failed; it does not raise.
 """
 
 from __future__ import annotations

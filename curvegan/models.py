@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
+# The client's one list of states (it imports nothing of the server), in the server's order.
+STATES: tuple[str, ...] = get_args(JobState)
+FINAL_STATES = frozenset(STATES[2:])
 
 
 class _Model(BaseModel):

@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from curvegan import Sweep
-from curvegan.cli import _parse_vary, _sweep_result, build_parser
+from curvegan._cli_commands import _parse_vary, _sweep_result
+from curvegan.cli import build_parser
 from curvegan.errors import UsageError
 from tests.conftest import Server
 from tests.curvegan.test_cli import Run, ok, run_cli, run_many, run_on_a_terminal, show, table
