@@ -48,35 +48,17 @@ from service.domain.sweeps import (
 def job(
     state: JobState = JobState.QUEUED,
     *,
-    step: int = 0,
-    steps: int = 100,
-    metrics: dict[str, float] | None = None,
-    quality: dict[str, float] | None = None,
-    member_index: int | None = 0,
     job_id: str = "job_x",
+    member_index: int | None = 0,
+    **fields: object,
 ) -> JobRecord:
-    return JobRecord(
-        id=job_id,
-        seq=1,
-        name=None,
-        state=state,
-        config={},
-        steps=steps,
-        step=step,
-        metrics=metrics,
-        quality=quality,
-        created_at=0.0,
-        started_at=None,
-        finished_at=None,
-        error=None,
-        resumed_from=None,
-        latest_checkpoint=None,
-        cancel_requested=False,
-        worker_id=None,
-        attempt=0,
-        sweep_id="sweep_x",
-        member_index=member_index,
-    )
+    """A sweep member's record: what it is and where it stands (``step``, ``steps``,
+    ``metrics``, ``quality``); the rest blank."""
+    blank = dict.fromkeys(f.name for f in dataclasses.fields(JobRecord))
+    values = {"seq": 1, "config": {}, "created_at": 0.0, "attempt": 0, "steps": 100, "step": 0}
+    values |= {"cancel_requested": False, "sweep_id": "sweep_x"}
+    values |= {"id": job_id, "state": state, "member_index": member_index, **fields}
+    return JobRecord(**{**blank, **values})  # type: ignore[arg-type]
 
 
 # ---- states -------------------------------------------------------------------------------

@@ -3,8 +3,10 @@ the metric shapes, and how JSON numbers and optional fields are read."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Header
 from pydantic import BaseModel, Field, WithJsonSchema
@@ -48,6 +50,17 @@ def json_integers(value: Any, depth: int = 4) -> Any:
     if isinstance(value, list):
         return [json_integers(v, depth - 1) for v in value]
     return value
+
+
+C = TypeVar("C")
+
+
+def to_command(body: BaseModel, command: Callable[..., C], **extra: Any) -> C:
+    """A request body as its domain command: the fields the command has, and ``extra``
+    (what came beside the body, such as a header)."""
+    names = {f.name for f in dataclasses.fields(command)} - set(extra)  # type: ignore[arg-type]
+    given = {n: getattr(body, n) for n in names if n in type(body).model_fields}
+    return command(**given, **extra)
 
 
 def nullable(schema: dict[str, Any]) -> WithJsonSchema:

@@ -17,6 +17,7 @@ from .common import (
     iso,
     json_integers,
     nullable,
+    to_command,
 )
 from .config import config_schema
 
@@ -64,13 +65,7 @@ class JobCreate(BaseModel):
         return json_integers(value)
 
     def command(self, idempotency_key: str | None) -> CreateJob:
-        return CreateJob(
-            name=self.name,
-            preset=self.preset,
-            config=self.config,
-            resume_from=self.resume_from,
-            idempotency_key=idempotency_key,
-        )
+        return to_command(self, CreateJob, idempotency_key=idempotency_key)
 
 
 class Job(BaseModel):

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gan_engine.config import MAX_SEED
 
 from ...domain.commands import SampleCurves
-from .common import nullable
+from .common import nullable, to_command
 
 # The largest latent a sample request may give: far past any the latent distributions draw
 # (|z| > 10 has odds of 1e-23), and small enough that G's float32 layers cannot overflow.
@@ -44,7 +44,7 @@ class SampleRequest(BaseModel):
     )
 
     def command(self) -> SampleCurves:
-        return SampleCurves(n=self.n, seed=self.seed, z=self.z)
+        return to_command(self, SampleCurves)
 
 
 class SampleResponse(BaseModel):

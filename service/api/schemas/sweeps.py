@@ -20,6 +20,7 @@ from .common import (
     iso,
     json_integers,
     nullable,
+    to_command,
 )
 from .config import CONFIG_PROPERTIES, config_schema
 from .jobs import JobStateName, standing
@@ -89,15 +90,7 @@ class SweepCreate(BaseModel):
         return json_integers(value)
 
     def command(self, idempotency_key: str | None) -> CreateSweep:
-        return CreateSweep(
-            name=self.name,
-            preset=self.preset,
-            config=self.config,
-            vary=self.vary,
-            members=self.members,
-            best_by=self.best_by,
-            idempotency_key=idempotency_key,
-        )
+        return to_command(self, CreateSweep, idempotency_key=idempotency_key)
 
 
 # Members in each state: one field per state, from the one enum.
