@@ -61,6 +61,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from _server import Server
 
 ROOT = Path(__file__).resolve().parents[1]
 FINAL = ("succeeded", "failed", "cancelled")
@@ -85,12 +86,6 @@ print(steps / (time.perf_counter() - t0))
 
 
 # ------------------------------------------------------------------ processes
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def reachable(host: str, port: int) -> bool:
@@ -157,33 +152,24 @@ class Proc:
         self.proc = None
 
 
-def start_server(name: str, tmp: Path, env: dict[str, str], procs: list[Proc]) -> str:
-    port = free_port()
+def start_server(name: str, tmp: Path, env: dict[str, str], procs: list[Proc | Server]) -> str:
+    """The service with exactly ``env`` (no other CURVEGAN_* setting), in a process group of
+    its own, logging to ``tmp``/``name``.log; listed in ``procs`` (stopped on exit) before it
+    starts; returns its URL once /readyz answers."""
     data_dir = tmp / name
     data_dir.mkdir()
-    server = Proc(
-        name,
-        [sys.executable, "-m", "service"],
-        {
-            **env,
-            "CURVEGAN_HOST": "127.0.0.1",
-            "CURVEGAN_PORT": str(port),
-            "CURVEGAN_DATA_DIR": str(data_dir),
-            "CURVEGAN_LOG_LEVEL": "warning",
-        },
-        tmp / f"{name}.log",
+    server = Server(
+        data_dir=data_dir,
+        env={**env, "CURVEGAN_LOG_LEVEL": "warning"},
+        name=name,
+        log_path=tmp / f"{name}.log",
+        clean_env=True,
+        own_group=True,
+        ready_timeout=60,
     )
     procs.append(server)
     server.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        server.check_alive()
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
-                return url
-        time.sleep(0.1)
-    raise RuntimeError(f"{name} not ready after 60 s")
+    return server.url
 
 
 def start_node(

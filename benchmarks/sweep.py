@@ -50,22 +50,20 @@ interleaved repeats, and every run is printed. About 5-6 minutes by default on 2
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import torch
+from _server import Server
 
 from gan_engine import TrainConfig, Trainer
 from gan_engine.population import Population
@@ -83,74 +81,24 @@ GOAL_SINGLE_JOB = 2.0
 # ------------------------------------------------------------------ the server
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    """The service in a process group of its own (Ctrl-C in the terminal does not reach it;
-    stop() does, and takes its worker processes with it), logging to a file."""
-
-    data_dir: Path
-    log_path: Path
-    worker_nice: int
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CURVEGAN_")}
-        env.update(
-            CURVEGAN_HOST="127.0.0.1",
-            CURVEGAN_PORT=str(self.port),
-            CURVEGAN_DATA_DIR=str(self.data_dir),
-            CURVEGAN_EXECUTOR="local",
-            CURVEGAN_MAX_CONCURRENT_JOBS=str(WORKERS),
-            CURVEGAN_WORKER_NICE=str(self.worker_nice),
-            CURVEGAN_LOG_LEVEL="warning",
-        )
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "service"],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited (status {self.proc.poll()})")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError("server not ready after 60 s")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self, timeout: float = 30.0) -> None:
-        if self.proc is None:
-            return
-        pgid = self.proc.pid
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGCONT)
-                self.proc.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=timeout)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)  # whatever is left of the group
-        self.proc.wait()
-        self.proc = None
+def bench_server(data_dir: Path, log_path: Path, worker_nice: int) -> Server:
+    """The service (tests/helpers.py ``Server``) with WORKERS local workers at
+    ``worker_nice`` and no other CURVEGAN_* setting, in a process group of its own (Ctrl-C in
+    the terminal does not reach it; stop() does, and takes its worker processes with it),
+    logging to ``log_path``."""
+    return Server(
+        data_dir=data_dir,
+        env={
+            "CURVEGAN_EXECUTOR": "local",
+            "CURVEGAN_MAX_CONCURRENT_JOBS": str(WORKERS),
+            "CURVEGAN_WORKER_NICE": str(worker_nice),
+            "CURVEGAN_LOG_LEVEL": "warning",
+        },
+        log_path=log_path,
+        clean_env=True,
+        own_group=True,
+        ready_timeout=60,
+    )
 
 
 # ------------------------------------------------------------------ helpers
@@ -501,7 +449,7 @@ def run(args: argparse.Namespace, tmp: Path, servers: list[Server]) -> None:
     t_start = time.perf_counter()
     nice = int(os.environ.get("CURVEGAN_WORKER_NICE", "5"))
     # The server first, at this process's niceness (its workers take the workers' own) ...
-    server = Server(tmp / "data", tmp / "server.log", nice)
+    server = bench_server(tmp / "data", tmp / "server.log", nice)
     (tmp / "data").mkdir()
     servers.append(server)
     server.start()

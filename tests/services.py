@@ -42,15 +42,21 @@ def require(name: str, host: str, port: int) -> None:
     pytest.skip(reason)
 
 
+def xdist_worker() -> str:
+    """This pytest-xdist worker's id ("gw0", "gw1", ...), or "main" in a run without xdist."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
 def unique_name(prefix: str) -> str:
-    """A name no other test run uses, for a queue, an exchange or a database."""
-    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+    """A name no other test run (nor another xdist worker of this one) uses, for a queue, an
+    exchange or a database: the prefix, the worker's id and a random part."""
+    return f"{prefix}_{xdist_worker()}_{uuid.uuid4().hex[:12]}"
 
 
 @contextmanager
 def fresh_postgres_database(prefix: str = "curvegan_test") -> Iterator[str]:
-    """A new, empty PostgreSQL database for the block, dropped after it; yields its
-    SQLAlchemy URL."""
+    """A new, empty PostgreSQL database for the block, named after the xdist worker (see
+    ``unique_name``), dropped after it; yields its SQLAlchemy URL."""
     # A server extra: only the tests that use a database need it.
     import psycopg
     from psycopg import sql

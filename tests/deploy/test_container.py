@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import Server, free_port
+from tests.helpers import Server, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -432,8 +432,9 @@ def run_check(argv: list[str], port: int) -> subprocess.CompletedProcess[str]:
 
 
 def test_healthchecks_pass_on_a_running_service_and_fail_without_one(
-    server: Server, runtime: list[Instruction], compose_service: dict
+    live_server: Server, runtime: list[Instruction], compose_service: dict
 ) -> None:
+    server = live_server
     commands = {
         "Dockerfile": healthcheck_argv(runtime),
         "docker-compose.yml": compose_service["healthcheck"]["test"][1:],

@@ -5,10 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.conftest import ROOT, Server
+from tests.helpers import ROOT, Server
 
 
-def test_lr_sweep_prints_a_table_and_samples_the_best(server: Server) -> None:
+def test_lr_sweep_prints_a_table_and_samples_the_best(live_server: Server) -> None:
+    """On the session's shared server: the example lists and samples only its own jobs."""
+    server = live_server
     result = subprocess.run(
         [sys.executable, "examples/lr_sweep.py", "--url", server.url, "--steps", "300"],
         cwd=ROOT,

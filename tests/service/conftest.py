@@ -1,4 +1,6 @@
-"""One real server per service test module (a module sets SERVER_ENV for extra settings)."""
+"""A service test module's server: the session's shared server for the module's SERVER_ENV
+(the default settings when it sets none), so modules with the same settings share one. Tests
+on it assert only on what they made, and leave nothing running."""
 
 from __future__ import annotations
 
@@ -7,16 +9,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import Server, started_server
+from tests.conftest import ServerPool
+from tests.helpers import Server
 
 
 @pytest.fixture(scope="module")
-def module_server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    name = request.module.__name__.rsplit(".", 1)[-1]
-    with started_server(tmp_path_factory, name, getattr(request.module, "SERVER_ENV", {})) as s:
-        yield s
+def module_server(request: pytest.FixtureRequest, server_pool: ServerPool) -> Server:
+    return server_pool.get(getattr(request.module, "SERVER_ENV", {}))
 
 
 @pytest.fixture

@@ -7,12 +7,13 @@ import contextlib
 import hashlib
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.helpers import poll
 
 FINAL = {"succeeded", "failed", "cancelled"}
 
@@ -79,15 +80,14 @@ def all_jobs(client: httpx.Client) -> list[dict]:
 
 
 def wait_all_final(client: httpx.Client, timeout: float, log: str = "") -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while True:
-        jobs = all_jobs(client)
-        pending = [j for j in jobs if j["state"] not in FINAL]
-        if not pending:
-            return jobs
-        if time.monotonic() > deadline:
-            raise AssertionError(f"jobs not final after {timeout}s: {pending}\n{log[-3000:]}")
-        time.sleep(0.2)
+    return poll(
+        lambda: all_jobs(client),
+        lambda jobs: all(j["state"] in FINAL for j in jobs),
+        timeout,
+        "every job final",
+        lambda: log[-3000:],
+        interval=0.2,
+    )
 
 
 def files_of(files_dir: Path) -> tuple[set[str], list[str]]:
@@ -107,20 +107,21 @@ def check_files_match_records(
     """Every record has its whole file (size and sha256 as recorded) and every file its record,
     with no writer's temporary file left: waits up to ``timeout`` for the janitor (the server
     must run with a short CURVEGAN_STALE_FILE_SECONDS) to remove leftovers of killed writers."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def look() -> tuple[list[dict], set[str], list[str]]:
         records = all_checkpoints(client)
-        by_id = {r["id"]: r for r in records}
         ids, others = files_of(files_dir)
-        missing = set(by_id) - ids
+        missing = {r["id"] for r in records} - ids
         assert not missing, f"records without their file: {sorted(missing)}"
-        if ids == set(by_id) and not others:
-            break
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"files without a record: {sorted(ids - set(by_id))}; other files: {others}"
-            )
-        time.sleep(0.2)
+        return records, ids, others
+
+    def settled(seen: tuple[list[dict], set[str], list[str]]) -> bool:
+        records, ids, others = seen
+        return ids == {r["id"] for r in records} and not others
+
+    records, _, _ = poll(
+        look, settled, timeout, "no file without a record (files, other files)", interval=0.2
+    )
     for ck in records:
         data = (files_dir / f"{ck['id']}.safetensors").read_bytes()
         assert len(data) == ck["size_bytes"], (ck, len(data))

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Server
+from tests.helpers import Server
 
 KEY = "docs-key"
 # A key is set so the docs pages are shown to stay open while /v1 is closed.

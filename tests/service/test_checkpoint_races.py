@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gan_engine import TrainConfig, Trainer
-from tests.conftest import Server
+from tests.conftest import AppClient
+from tests.helpers import Server, tiny_checkpoint_bytes, wait_until
 from tests.service.faults import FINAL, assert_no_server_paths
 
 OCTET = {"content-type": "application/octet-stream"}
@@ -24,9 +24,7 @@ OCTET = {"content-type": "application/octet-stream"}
 
 @pytest.fixture(scope="module")
 def data() -> bytes:
-    trainer = Trainer(TrainConfig(seed=2, steps=50, log_every=25, checkpoint_every=0))
-    trainer.run()
-    return trainer.checkpoint().to_bytes()
+    return tiny_checkpoint_bytes(seed=2, steps=50, log_every=25, checkpoint_every=0)
 
 
 def upload(c: httpx.Client, data: bytes) -> dict:
@@ -36,51 +34,53 @@ def upload(c: httpx.Client, data: bytes) -> dict:
 
 
 def test_a_checkpoint_a_queued_or_resuming_job_starts_from_cannot_be_deleted(
-    make_server: Callable[..., Server], wait_state: Callable[..., dict], data: bytes
+    make_app_client: Callable[..., AppClient], wait_state: Callable[..., dict], data: bytes
 ) -> None:
-    server = make_server(max_concurrent_jobs="1")
-    with server.client() as c:
-        blocker = c.post("/v1/jobs", json={"config": {"steps": 10_000_000}}).json()
-        wait_state(c, blocker["id"], {"running"})
-        sources = [upload(c, data) for _ in range(2)]
+    # The API's rule, with one worker of the app's pool: in process.
+    c = make_app_client(max_concurrent_jobs=1)
+    blocker = c.post("/v1/jobs", json={"config": {"steps": 10_000_000}}).json()
+    wait_state(c, blocker["id"], {"running"})
+    sources = [upload(c, data) for _ in range(2)]
 
-        def refused(checkpoint_id: str, job_id: str) -> None:
-            r = c.delete(f"/v1/checkpoints/{checkpoint_id}")
-            assert r.status_code == 409, f"{r.status_code} {r.text}"
-            body = r.json()
-            assert body["error"] == "conflict" and job_id in body["message"], body
-            assert c.get(f"/v1/checkpoints/{checkpoint_id}").status_code == 200
+    def refused(checkpoint_id: str, job_id: str) -> None:
+        r = c.delete(f"/v1/checkpoints/{checkpoint_id}")
+        assert r.status_code == 409, f"{r.status_code} {r.text}"
+        body = r.json()
+        assert body["error"] == "conflict" and job_id in body["message"], body
+        assert c.get(f"/v1/checkpoints/{checkpoint_id}").status_code == 200
 
-        # Queued behind the blocker: it will start from its source.
-        queued = c.post(
-            "/v1/jobs", json={"resume_from": sources[0]["id"], "config": {"steps": 400}}
-        ).json()
-        refused(sources[0]["id"], queued["id"])
-        c.post(f"/v1/jobs/{queued['id']}/cancel")
-        c.post(f"/v1/jobs/{blocker['id']}/cancel")
-        # Running from its source with no checkpoint of its own (none before its end): a
-        # lost worker would start from the source again.
-        config = {"steps": 10_000_000, "checkpoint_every": 0}
-        resuming = c.post("/v1/jobs", json={"resume_from": sources[1]["id"], "config": config})
-        assert resuming.status_code == 202, resuming.text
-        resuming_id = resuming.json()["id"]
-        wait_state(c, resuming_id, {"running"})
-        refused(sources[1]["id"], resuming_id)
-        c.post(f"/v1/jobs/{resuming_id}/cancel")
-        for job_id in (queued["id"], resuming_id):
-            done = wait_state(c, job_id, FINAL)
-            assert done["state"] == "cancelled" and done["error"] is None, done
-            assert_no_server_paths(str(done), server.data_dir)
-        # Once no unfinished job needs them, they go.
-        for source in sources:
-            assert c.delete(f"/v1/checkpoints/{source['id']}").status_code == 204
-            assert c.get(f"/v1/checkpoints/{source['id']}").status_code == 404
+    # Queued behind the blocker: it will start from its source.
+    queued = c.post(
+        "/v1/jobs", json={"resume_from": sources[0]["id"], "config": {"steps": 400}}
+    ).json()
+    refused(sources[0]["id"], queued["id"])
+    c.post(f"/v1/jobs/{queued['id']}/cancel")
+    c.post(f"/v1/jobs/{blocker['id']}/cancel")
+    # Running from its source with no checkpoint of its own (none before its end): a
+    # lost worker would start from the source again.
+    config = {"steps": 10_000_000, "checkpoint_every": 0}
+    resuming = c.post("/v1/jobs", json={"resume_from": sources[1]["id"], "config": config})
+    assert resuming.status_code == 202, resuming.text
+    resuming_id = resuming.json()["id"]
+    wait_state(c, resuming_id, {"running"})
+    refused(sources[1]["id"], resuming_id)
+    c.post(f"/v1/jobs/{resuming_id}/cancel")
+    for job_id in (queued["id"], resuming_id):
+        done = wait_state(c, job_id, FINAL)
+        assert done["state"] == "cancelled" and done["error"] is None, done
+        assert_no_server_paths(str(done), c.data_dir)
+    # Once no unfinished job needs them, they go.
+    for source in sources:
+        assert c.delete(f"/v1/checkpoints/{source['id']}").status_code == 204
+        assert c.get(f"/v1/checkpoints/{source['id']}").status_code == 404
 
 
 def test_a_download_racing_a_delete_is_the_whole_file_or_404(
-    server: Server, client: httpx.Client, data: bytes
+    live_server: Server, shared_client: httpx.Client, data: bytes
 ) -> None:
-    ids = [upload(client, data)["id"] for _ in range(40)]
+    """Real concurrent requests on the shared server, on checkpoints of the test's own."""
+    server = live_server
+    ids = [upload(shared_client, data)["id"] for _ in range(40)]
     digest = hashlib.sha256(data).hexdigest()
     outcomes: dict[int, int] = {}
 
@@ -141,10 +141,12 @@ def test_leftovers_of_killed_writers_are_removed_and_live_files_kept(
     live = [put(".ck_11111111111111111111.safetensors.abcdef.tmp")]
     put(f"{kept['id']}.safetensors", old)
     server.start()
-    deadline = time.monotonic() + 10
-    while any(p.exists() for p in stale) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not [p.name for p in stale if p.exists()], server.log()[-2000:]
+    wait_until(
+        lambda: not any(p.exists() for p in stale),
+        10,
+        f"the janitor removing {[p.name for p in stale if p.exists()]}",
+        logs=lambda: server.log()[-2000:],
+    )
     assert all(p.exists() for p in live)
     with server.client() as c:
         r = c.get(f"/v1/checkpoints/{kept['id']}/file")

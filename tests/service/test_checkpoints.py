@@ -15,22 +15,10 @@ import pytest
 import torch
 from safetensors.torch import save as st_save
 
-from gan_engine import Checkpoint, TrainConfig, Trainer, checkpoint_from_bytes
-from tests.conftest import Server
+from gan_engine import Checkpoint, checkpoint_from_bytes
+from tests.helpers import Server, assert_error, tiny_checkpoint
 
 OCTET = {"content-type": "application/octet-stream"}
-
-
-def assert_error(r: httpx.Response, status: int, code: str | None = None) -> dict:
-    """An error response: the status, a JSON body {error, message, field} with a message."""
-    assert r.status_code == status, f"{r.status_code} {r.text[:500]}"
-    assert r.headers["content-type"].startswith("application/json"), r.headers
-    body = r.json()
-    assert isinstance(body, dict), body
-    assert isinstance(body.get("message"), str) and body["message"].strip(), body
-    if code is not None:
-        assert body.get("error") == code, body
-    return body
 
 
 def upload(client: httpx.Client, data: bytes) -> httpx.Response:
@@ -39,9 +27,7 @@ def upload(client: httpx.Client, data: bytes) -> httpx.Response:
 
 @pytest.fixture(scope="module")
 def ckpt() -> Checkpoint:
-    trainer = Trainer(TrainConfig(seed=1, steps=50, log_every=25))
-    trainer.run()
-    return trainer.checkpoint()
+    return tiny_checkpoint(seed=1, steps=50, log_every=25)
 
 
 @pytest.fixture(scope="module")
@@ -275,29 +261,31 @@ def test_pickle_is_never_unpickled(mc: httpx.Client, tmp_path: Path) -> None:
 
 
 def test_upload_over_the_limit_is_413(
-    make_server: Callable[..., Server], data: bytes, tmp_path: Path
+    make_app_client: Callable[..., httpx.Client], data: bytes
 ) -> None:
+    """In process: the limit is the app's (its request gate), not the HTTP server's."""
     assert len(data) < 100_000  # the tutorial-sized checkpoint fits under the lowered limit
-    server = make_server(max_upload_bytes="100000")
-    with server.client() as c:
-        ok = upload(c, data)
-        assert ok.status_code == 201, ok.text
-        before = total(c)
+    c = make_app_client(max_upload_bytes=100_000, workers=False)
+    ok = upload(c, data)
+    assert ok.status_code == 201, ok.text
+    before = total(c)
 
-        big = data + b"\0" * (150_000 - len(data))
-        err = assert_error(upload(c, big), 413, "payload_too_large")
-        assert "100000" in err["message"].replace(",", "").replace("_", ""), err
+    big = data + b"\0" * (150_000 - len(data))
+    err = assert_error(upload(c, big), 413, "payload_too_large")
+    assert "100000" in err["message"].replace(",", "").replace("_", ""), err
 
-        # Without a Content-Length (chunked transfer) the limit still holds.
-        def chunks() -> Iterator[bytes]:
-            for i in range(0, len(big), 16_384):
-                yield big[i : i + 16_384]
+    # Without a Content-Length (chunked transfer) the limit still holds.
+    def chunks() -> Iterator[bytes]:
+        for i in range(0, len(big), 16_384):
+            yield big[i : i + 16_384]
 
-        r = c.post("/v1/checkpoints", content=chunks(), headers=OCTET)
-        assert_error(r, 413, "payload_too_large")
+    r = c.post("/v1/checkpoints", content=chunks(), headers=OCTET)
+    assert_error(r, 413, "payload_too_large")
 
-        # The limit itself is allowed (then refused as not a checkpoint); one byte more is not.
-        assert_error(upload(c, b"\0" * 100_000), 422)
-        assert_error(upload(c, b"\0" * 100_001), 413, "payload_too_large")
-        assert total(c) == before
-        assert c.get("/readyz").status_code == 200
+    # The limit itself is allowed (then refused as not a checkpoint); one byte more is not.
+    assert_error(upload(c, b"\0" * 100_000), 422)
+    assert_error(upload(c, b"\0" * 100_001), 413, "payload_too_large")
+    assert total(c) == before
+    # The app still answers and its store too (it runs no worker: /readyz is 503 for that).
+    assert c.get("/healthz").status_code == 200
+    assert c.get("/readyz").json()["checks"]["store"] is True

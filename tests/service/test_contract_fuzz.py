@@ -32,8 +32,7 @@ from schemathesis.engine import events, from_schema
 from schemathesis.openapi.checks import RejectedPositiveData
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from gan_engine import TrainConfig, Trainer
-from tests.conftest import Server
+from tests.helpers import Server, tiny_checkpoint_bytes
 
 EXAMPLES = int(os.environ.get("CURVEGAN_FUZZ_EXAMPLES", "20"))
 SEED = os.environ.get("CURVEGAN_FUZZ_SEED", "20261127")
@@ -109,12 +108,10 @@ def _config(checkpoint_id: str) -> SchemathesisConfig:
 
 
 def _upload_checkpoint(server: Server) -> str:
-    trainer = Trainer(TrainConfig(seed=1, steps=20, log_every=10))
-    trainer.run()
     with server.client(headers={"authorization": f"Bearer {KEY}"}) as c:
         r = c.post(
             "/v1/checkpoints",
-            content=trainer.checkpoint().to_bytes(),
+            content=tiny_checkpoint_bytes(seed=1, steps=20, log_every=10),
             headers={"content-type": "application/octet-stream"},
         )
         assert r.status_code == 201, r.text

@@ -4,30 +4,23 @@ document. What the page does is tested in a real browser (tests/service/browser)
 
 from __future__ import annotations
 
-import asyncio
 import re
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from service.api.app import create_app
 from service.api.dashboard import DASHBOARD_DIR
 from service.settings import Settings
+from tests.conftest import asgi_call
 
 
 @pytest.fixture(scope="module")
 def get(tmp_path_factory: pytest.TempPathFactory) -> Any:
     data = Path(tmp_path_factory.mktemp("dashboard-inproc"))
-    app = create_app(Settings(data_dir=data, api_key="sekrit"))
-
-    async def call(method: str, url: str) -> httpx.Response:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            return await client.request(method, url)
-
-    return lambda url, method="GET": asyncio.run(call(method, url))
+    call = asgi_call(create_app(Settings(data_dir=data, api_key="sekrit")))
+    return lambda url, method="GET": call(method, url)
 
 
 def test_the_page_and_every_module_it_names_load_without_the_key(get: Any) -> None:

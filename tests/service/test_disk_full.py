@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Server
+from tests.helpers import Server, poll
 from tests.service.faults import (
     FINAL,
     assert_no_server_paths,
@@ -58,14 +58,7 @@ def assert_full(r: httpx.Response, what: str, or_status: int | None = None) -> b
 
 
 def wait_job(c: httpx.Client, job_id: str, ok: Callable[[dict], bool], timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    job: dict = {}
-    while time.monotonic() < deadline:
-        job = c.get(f"/v1/jobs/{job_id}").json()
-        if ok(job):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} never got there: {job}")
+    return poll(lambda: c.get(f"/v1/jobs/{job_id}").json(), ok, timeout, f"job {job_id} there")
 
 
 def test_a_full_data_disk_answers_507_loses_no_cancel_and_recovers_once_freed(

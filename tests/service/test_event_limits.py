@@ -5,12 +5,11 @@ ends with its job, frees its slot."""
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable, Iterator
 
 import httpx
 
-from tests.conftest import Server
+from tests.helpers import Server, poll
 
 LIMIT = 2
 LONG_JOB = {"steps": 10_000_000, "log_every": 1000, "checkpoint_every": 0}
@@ -23,10 +22,7 @@ def open_streams(server: Server) -> int:
 
 
 def wait_open_streams(server: Server, n: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while (now := open_streams(server)) != n:
-        assert time.monotonic() < deadline, f"{now} streams open, expected {n}"
-        time.sleep(0.1)
+    poll(lambda: open_streams(server), lambda now: now == n, timeout, f"{n} streams open")
 
 
 @contextlib.contextmanager

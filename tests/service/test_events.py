@@ -16,7 +16,7 @@ import torch
 
 from gan_engine import Trainer, checkpoint_from_bytes
 from gan_engine.metrics import PREVIEW_CURVES
-from tests.conftest import Server
+from tests.helpers import Server, poll
 
 FINAL = {"succeeded", "failed", "cancelled"}
 ROW_KEYS = {"step", "d_loss", "g_loss", "d_accuracy", "d_score", "in_band", "resid", "w1_a"}
@@ -270,7 +270,8 @@ def test_many_subscribers_share_one_poll_and_each_sees_every_step(
     start = time.monotonic()
     with ThreadPoolExecutor(30) as pool:
         futures = [pool.submit(subscribe, 0.1 * (i % 15)) for i in range(30)]
-        time.sleep(2.0)
+        # Every subscriber in: 30 streams open, all fed by the one watch of the job.
+        poll(lambda: metric("curvegan_event_streams"), lambda n: n >= 30, 30, "30 streams open")
         watches_seen.append(metric("curvegan_event_watches"))
         streams = [f.result() for f in futures]
     elapsed = time.monotonic() - start

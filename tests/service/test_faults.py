@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gan_engine import TrainConfig, Trainer
+from tests.helpers import tiny_checkpoint_bytes
 from tests.service.fault_rounds import KINDS, Rig, run_round
 from tests.service.faults import tmpfs
 
@@ -21,11 +21,10 @@ SEED = int(os.environ.get("CURVEGAN_FAULTS_SEED", random.randrange(1 << 30)))
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    trainer = Trainer(TrainConfig(seed=4, steps=50, log_every=25, checkpoint_every=0))
-    trainer.run()
+    upload = tiny_checkpoint_bytes(seed=4, steps=50, log_every=25, checkpoint_every=0)
     base = tmp_path_factory.mktemp("faults")
     with tmpfs(base / "data", "64m") as data_dir:
-        rig = Rig(data_dir, trainer.checkpoint().to_bytes(), random.Random(SEED))
+        rig = Rig(data_dir, upload, random.Random(SEED))
         rig.start()
         try:
             yield rig

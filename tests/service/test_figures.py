@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import io
 import re
-import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 
 import httpx
 import numpy as np
@@ -19,15 +19,26 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_engine import Checkpoint, TrainConfig, Trainer, x_grid
+from gan_engine import Checkpoint, x_grid
 from service.core.figures import HIGH_ID, LOW_ID, FigureText, curve_id, render
-from tests.conftest import Server, wait_for_state
+from tests.conftest import InProcessApp, in_process_app
+from tests.helpers import tiny_checkpoint, wait_for_state, wait_until
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 OCTET = {"content-type": "application/octet-stream"}
 FINAL = {"succeeded", "failed", "cancelled"}
 # A figure's n has its own bound (64): a server that samples at most 2 curves draws 4.
-SERVER_ENV = {"CURVEGAN_MAX_CONCURRENT_JOBS": "1", "CURVEGAN_MAX_SAMPLES": "2"}
+
+
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessApp]:
+    """The app in this process (figures are drawn in the API process; no stream is read),
+    with one worker and at most 2 samples a request."""
+    data_dir = tmp_path_factory.mktemp("figures-app") / "data"
+    with in_process_app(data_dir, max_concurrent_jobs=1, max_samples=2) as app:
+        yield app
+
+
 X = x_grid(15).numpy()
 
 
@@ -102,12 +113,10 @@ def test_svg_shows_a_curve_that_leaves_the_bounds() -> None:
 
 # ----------------------------------------------------------------------------- real server
 @pytest.fixture(scope="module")
-def artist_ck(module_server: Server) -> str:
+def artist_ck(module_server: InProcessApp) -> str:
     """A checkpoint whose generator draws y = 1.5 x^2 + 0.5, one of the artist's curves,
     whatever the latent: its output layer is that constant."""
-    trainer = Trainer(TrainConfig(seed=1, steps=1, log_every=1))
-    trainer.run()
-    ck = trainer.checkpoint()
+    ck = tiny_checkpoint(seed=1, steps=1, log_every=1)
     tensors = dict(ck.tensors)
     tensors["g.out.weight"] = torch.zeros_like(tensors["g.out.weight"])
     tensors["g.out.bias"] = torch.from_numpy(artist(1.5))
@@ -175,10 +184,12 @@ def test_job_figure_needs_a_checkpoint_then_shows_d_metrics(mc: httpx.Client) ->
     assert mc.get("/v1/jobs/job_nosuch/figure.svg").status_code == 404
 
     assert mc.post(f"/v1/jobs/{second_id}/cancel").status_code == 202
-    deadline = time.monotonic() + 60
-    while mc.get(f"/v1/jobs/{first_id}").json()["metrics"] is None:  # its first logged step
-        assert time.monotonic() < deadline, "no metrics logged in 60 s"
-        time.sleep(0.1)
+    wait_until(
+        lambda: mc.get(f"/v1/jobs/{first_id}").json()["metrics"],  # its first logged step
+        60,
+        "the running job's first metrics",
+        interval=0.1,
+    )
     assert mc.post(f"/v1/jobs/{first_id}/cancel").status_code == 202
     job = wait_for_state(mc, first_id, FINAL, timeout=30)
     assert job["latest_checkpoint"] and job["metrics"], job

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import socket
 
-from tests.conftest import Server
+from tests.helpers import Server
 
 
 def test_a_whole_request_in_one_read_is_not_a_large_head(module_server: Server) -> None:

@@ -8,7 +8,6 @@ chose to do; the validation and schema cases run in-process."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 from collections.abc import Callable, Iterator
@@ -23,7 +22,8 @@ from gan_engine.config import MAX_SEED
 from service.api.app import create_app
 from service.api.schemas.config import CONFIG_PROPERTIES
 from service.settings import Settings
-from tests.conftest import Server
+from tests.conftest import AppClient, asgi_call
+from tests.helpers import Server
 
 KEY = "hostile-test-key"
 AUTH = {"authorization": f"Bearer {KEY}"}
@@ -207,16 +207,16 @@ NUL_REQUESTS: list[tuple[str, str, dict[str, Any], int, str | None]] = [
 
 
 def test_nul_in_text_never_reaches_postgresql(
-    make_server: Callable[..., Server], postgres_url: str
+    make_app_client: Callable[..., AppClient], postgres_url: str
 ) -> None:
     """PostgreSQL refuses text holding NUL (U+0000): each of these was a 500 there. No id
-    holds NUL (404); a name, filter or reference with one is 422 naming it."""
-    server = make_server(database_url=postgres_url, max_concurrent_jobs="1")
-    with server.client() as c:
-        for method, url, kw, status, field in NUL_REQUESTS:
-            r = c.request(method, url, **kw)
-            assert r.status_code == status, (method, url, r.status_code, r.text)
-            assert r.json()["field"] == field, (url, r.text)
+    holds NUL (404); a name, filter or reference with one is 422 naming it. In process: the
+    app and its store are what is tested."""
+    c = make_app_client(database_url=postgres_url, workers=False)
+    for method, url, kw, status, field in NUL_REQUESTS:
+        r = c.request(method, url, **kw)
+        assert r.status_code == status, (method, url, r.status_code, r.text)
+        assert r.json()["field"] == field, (url, r.text)
 
 
 # ----------------------------------------------------------------- in-process: validation
@@ -235,14 +235,7 @@ Call = Callable[..., httpx.Response]
 def api(app_settings: Settings) -> Call:
     """``api(method, url, **kw)`` on the app without its lifespan: every case here is refused
     before a handler runs (no store, no workers needed)."""
-    app = create_app(app_settings)
-
-    async def call(method: str, url: str, **kw: Any) -> httpx.Response:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            return await client.request(method, url, **kw)
-
-    return lambda method, url, **kw: asyncio.run(call(method, url, **kw))
+    return asgi_call(create_app(app_settings))
 
 
 def _error(r: httpx.Response, status: int = 422) -> dict[str, Any]:

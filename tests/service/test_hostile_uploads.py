@@ -20,20 +20,18 @@ import pytest
 import torch
 from safetensors.torch import save as st_save
 
-from gan_engine import Checkpoint, TrainConfig, Trainer
-from tests.conftest import Server, wait_for_state
+from gan_engine import Checkpoint, TrainConfig
+from tests.conftest import InProcessApp, in_process_app
+from tests.helpers import tiny_checkpoint, wait_for_state
 
 KEY = "hostile-suite-key"
-SERVER_ENV = {"CURVEGAN_API_KEY": KEY, "CURVEGAN_MAX_CONCURRENT_JOBS": "1"}
 OCTET = {"content-type": "application/octet-stream"}
 Build = Callable[[Checkpoint, bytes], bytes]
 
 
 @pytest.fixture(scope="module")
 def ckpt() -> Checkpoint:
-    trainer = Trainer(TrainConfig(seed=5, steps=4, log_every=2, checkpoint_every=0, hidden=16))
-    trainer.run()
-    ck = trainer.checkpoint()
+    ck = tiny_checkpoint(seed=5, steps=4, log_every=2, checkpoint_every=0, hidden=16)
     assert ck.metrics is not None and ck.step == 4
     return ck
 
@@ -43,8 +41,17 @@ def data(ckpt: Checkpoint) -> bytes:
     return ckpt.to_bytes()
 
 
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessApp]:
+    """The app in this process, with an API key and one worker: every upload here is judged
+    by the app (its key check, its parsing of the file), which needs no HTTP server."""
+    data_dir = tmp_path_factory.mktemp("hostile-uploads-app") / "data"
+    with in_process_app(data_dir, api_key=KEY, max_concurrent_jobs=1) as app:
+        yield app
+
+
 @pytest.fixture
-def api(module_server: Server) -> Iterator[httpx.Client]:
+def api(module_server: InProcessApp) -> Iterator[httpx.Client]:
     with module_server.client(headers={"authorization": f"Bearer {KEY}"}) as c:
         yield c
 
@@ -368,7 +375,7 @@ def upload(client: httpx.Client, body: bytes) -> httpx.Response:
     return client.post("/v1/checkpoints", content=body, headers=OCTET)
 
 
-def snapshot(client: httpx.Client, server: Server) -> tuple[list[tuple[str, int]], list[str]]:
+def snapshot(client: httpx.Client, server: InProcessApp) -> tuple[list[tuple[str, int]], list[str]]:
     """The checkpoint files (every path under the files dir, temporary ones too, with sizes)
     and the checkpoint list."""
     files = server.data_dir / "files"
@@ -412,7 +419,7 @@ def test_the_genuine_file_is_accepted(api: httpx.Client, data: bytes, ckpt: Chec
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_hostile_upload_is_refused_and_changes_nothing(
-    api: httpx.Client, module_server: Server, ckpt: Checkpoint, data: bytes, case: str
+    api: httpx.Client, module_server: InProcessApp, ckpt: Checkpoint, data: bytes, case: str
 ) -> None:
     build, words, field = CASES[case]
     body = build(ckpt, data)
@@ -429,7 +436,7 @@ def test_hostile_upload_is_refused_and_changes_nothing(
 
 @pytest.mark.parametrize("header", [None, "Bearer wrong-key", f"Basic {KEY}", "Bearer"])
 def test_a_wrong_api_key_stores_nothing(
-    module_server: Server, api: httpx.Client, data: bytes, header: str | None
+    module_server: InProcessApp, api: httpx.Client, data: bytes, header: str | None
 ) -> None:
     before = snapshot(api, module_server)
     headers = {} if header is None else {"authorization": header}
@@ -470,7 +477,7 @@ ODD_ROWS: dict[str, tuple[str, str, str]] = {
 
 
 @pytest.fixture
-def odd_rows(module_server: Server) -> Iterator[dict[str, str]]:
+def odd_rows(module_server: InProcessApp) -> Iterator[dict[str, str]]:
     """ODD_ROWS inserted straight into the server's SQLite database; removed afterwards."""
     ids = {name: f"ck_odd_{name}" for name in ODD_ROWS}
     db = sqlite3.connect(module_server.data_dir / "curvegan.db", timeout=30)
@@ -525,7 +532,7 @@ def test_odd_stored_rows_are_listed_with_null_metrics(
 
 
 def test_a_stored_file_with_odd_metrics_still_samples_and_resumes(
-    api: httpx.Client, module_server: Server, ckpt: Checkpoint, data: bytes
+    api: httpx.Client, module_server: InProcessApp, ckpt: Checkpoint, data: bytes
 ) -> None:
     """A file an older version stored with partial metrics (the upload it answered 500): its
     weights are still sampled from and resumed; only its metrics are forgotten."""

@@ -4,30 +4,27 @@ of a real server (local mode, where the training happens in pool processes)."""
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
 
-from tests.conftest import Server, wait_for_state
+from tests.helpers import Server, wait_for_state, wait_until
 
 
 def line_for(server: Server, pattern: str, timeout: float = 10.0) -> str:
     """The log line matching ``pattern`` (the pool process may write it a moment after the
     API shows the state)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        log = server.log()
-        found = re.search(pattern, log, re.MULTILINE)
-        if found:
-            return found.group(0)
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no line matching {pattern!r} in the server log:\n{log[-3000:]}")
-        time.sleep(0.1)
+    found = wait_until(
+        lambda: re.search(pattern, server.log(), re.MULTILINE),
+        timeout,
+        f"a line matching {pattern!r} in the server log",
+        interval=0.1,
+        logs=lambda: server.log()[-3000:],
+    )
+    return found.group(0)
 
 
-def test_the_log_has_a_line_when_a_job_starts_succeeds_and_fails(
-    make_server: Callable[..., Server],
-) -> None:
-    server = make_server()
+def test_the_log_has_a_line_when_a_job_starts_succeeds_and_fails(live_server: Server) -> None:
+    """On the session's shared server (its log has every test's jobs: each line is found by
+    this test's job ids)."""
+    server = live_server
     with server.client() as http:
         config = {"steps": 200, "log_every": 50, "seed": 1}
         ok = http.post("/v1/jobs", json={"config": config}).json()

@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from gan_engine import TrainConfig
-from tests.conftest import Server, wait_for_state
+from tests.conftest import in_process_client
+from tests.helpers import Server, assert_error, poll, wait_for_state
 
 FINAL = {"succeeded", "failed", "cancelled"}
 JOB_FIELDS = {
@@ -43,23 +44,6 @@ LONG = {"steps": 1_000_000, "log_every": 50, "checkpoint_every": 0}
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def assert_error(r: httpx.Response, status: int, code: str | None = None) -> dict:
-    """An error response: the status and a JSON body {error, message, ...} with a message."""
-    assert r.status_code == status, (
-        f"{r.request.method} {r.request.url}: expected {status}, got {r.status_code} {r.text[:500]}"
-    )
-    assert r.headers.get("content-type", "").startswith("application/json"), (
-        f"error is not JSON: {r.headers.get('content-type')} {r.text[:300]}"
-    )
-    body = r.json()
-    assert isinstance(body, dict), body
-    assert isinstance(body.get("error"), str) and body["error"], f"no error code: {body}"
-    assert isinstance(body.get("message"), str) and body["message"].strip(), f"no message: {body}"
-    if code is not None:
-        assert body["error"] == code, f"error code {body['error']!r} != {code!r}: {body}"
-    return body
 
 
 def parse_ts(value: Any, what: str = "timestamp") -> datetime:
@@ -102,15 +86,14 @@ def get_job(client: httpx.Client, job_id: str) -> dict:
 
 def wait_step(client: httpx.Client, job_id: str, step: int, timeout: float = 30.0) -> dict:
     """Polls until the job is running at ``step`` or later (it really trains)."""
-    deadline = time.monotonic() + timeout
-    job: dict = {}
-    while time.monotonic() < deadline:
-        job = get_job(client, job_id)
+
+    def there(job: dict) -> bool:
         if job["state"] == "running" and job["step"] >= step:
-            return job
+            return True
         assert job["state"] in {"queued", "running"}, f"job ended early: {job}"
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} not running at step >= {step} after {timeout}s: {job}")
+        return False
+
+    return poll(lambda: get_job(client, job_id), there, timeout, f"job {job_id} at step {step}")
 
 
 def cancel_quietly(client: httpx.Client, *job_ids: str) -> None:
@@ -271,74 +254,90 @@ def test_metrics_bad_query_is_422(mc: httpx.Client, finished_job: dict) -> None:
 
 
 def test_two_jobs_run_at_once_and_list_newest_first(
-    make_server: Callable[..., Server], wait_state: Callable[..., dict]
+    mc: httpx.Client, module_server: Server, wait_state: Callable[..., dict]
 ) -> None:
-    """MAX_CONCURRENT_JOBS=2: two jobs train at once; then the list, its filter and pages."""
-    server = make_server(max_concurrent_jobs="2")
-    with server.client() as c:
-        r = c.get("/v1/jobs")
+    """Two jobs train at once (the module's server has four slots, the other tests leave them
+    free); then the list, its filter and pages. The server is shared: each count is the one
+    before the test plus what it made, and the newest jobs are the test's own."""
+    states = ("queued", "running", "succeeded", "failed", "cancelled")
+
+    def totals() -> dict[str, int]:
+        counts = {s: mc.get("/v1/jobs", params={"state": s}).json()["total"] for s in states}
+        r = mc.get("/v1/jobs")
         assert r.status_code == 200, r.text
-        assert r.json() == {"items": [], "total": 0}, r.json()
+        counts["all"] = r.json()["total"]
+        return counts
 
-        a = create(c, LONG, name="a")
-        b = create(c, LONG, name="b")
-        try:
-            deadline = time.monotonic() + 30
-            seen: dict = {}
-            both = False
-            while time.monotonic() < deadline and not both:
-                ja, jb = get_job(c, a["id"]), get_job(c, b["id"])
-                seen = {"a": (ja["state"], ja["step"]), "b": (jb["state"], jb["step"])}
-                both = all(j["state"] == "running" and j["step"] > 0 for j in (ja, jb))
-                time.sleep(0.05)
-            assert both, f"never saw both training at once: {seen}\n{server.log()[-3000:]}"
-            # Both keep going: neither waits for the other.
-            s1 = (get_job(c, a["id"])["step"], get_job(c, b["id"])["step"])
-            time.sleep(0.5)
-            s2 = (get_job(c, a["id"])["step"], get_job(c, b["id"])["step"])
-            assert s2[0] > s1[0] and s2[1] > s1[1], f"steps {s1} -> {s2}"
+    before = totals()
+    a = create(mc, LONG, name="a")
+    b = create(mc, LONG, name="b")
+    try:
 
-            page = c.get("/v1/jobs").json()
-            assert page["total"] == 2, page
-            ids = [j["id"] for j in page["items"]]
-            assert ids == [b["id"], a["id"]], f"not newest first: {ids}"
-            for job in page["items"]:
-                assert_job_shape(job)
-            running = c.get("/v1/jobs", params={"state": "running"}).json()
-            assert running["total"] == 2, running
-            assert [j["id"] for j in running["items"]] == [b["id"], a["id"]], running
+        def both() -> list[tuple[str, int]]:
+            return [(j["state"], j["step"]) for j in (get_job(mc, a["id"]), get_job(mc, b["id"]))]
 
-            # One cancelled, one running: the state filter tells them apart.
-            assert c.post(f"/v1/jobs/{a['id']}/cancel").status_code == 202
-            wait_state(c, a["id"], FINAL, timeout=10)
-            running = c.get("/v1/jobs", params={"state": "running"}).json()
-            assert running["total"] == 1, running
-            assert [j["id"] for j in running["items"]] == [b["id"]], running
-            cancelled = c.get("/v1/jobs", params={"state": "cancelled"}).json()
-            assert cancelled["total"] == 1, cancelled
-            assert [j["id"] for j in cancelled["items"]] == [a["id"]], cancelled
-            for state in ("queued", "succeeded", "failed"):
-                empty = c.get("/v1/jobs", params={"state": state}).json()
-                assert empty == {"items": [], "total": 0}, (state, empty)
+        seen = poll(
+            both,
+            lambda jobs: all(state == "running" and step > 0 for state, step in jobs),
+            30,
+            "both jobs training at once",
+            logs=lambda: module_server.log()[-3000:],
+        )
+        # Both keep going: neither waits for the other.
+        poll(
+            both,
+            lambda jobs: all(now > then for (_, now), (_, then) in zip(jobs, seen, strict=True)),
+            10,
+            f"both jobs training on past steps {seen}",
+        )
 
-            p1 = c.get("/v1/jobs", params={"limit": 1}).json()
-            assert p1["total"] == 2 and [j["id"] for j in p1["items"]] == [b["id"]], p1
-            p2 = c.get("/v1/jobs", params={"limit": 1, "offset": 1}).json()
-            assert p2["total"] == 2 and [j["id"] for j in p2["items"]] == [a["id"]], p2
-            p3 = c.get("/v1/jobs", params={"limit": 5, "offset": 1}).json()
-            assert p3["total"] == 2 and [j["id"] for j in p3["items"]] == [a["id"]], p3
-            p4 = c.get("/v1/jobs", params={"offset": 10}).json()
-            assert p4["total"] == 2 and p4["items"] == [], p4
-            sub = c.get("/v1/jobs", params={"state": "running", "limit": 1, "offset": 1}).json()
-            assert sub == {"items": [], "total": 1}, sub
+        total = before["all"] + 2
+        page = mc.get("/v1/jobs").json()
+        assert page["total"] == total, page
+        ids = [j["id"] for j in page["items"]]
+        assert ids[:2] == [b["id"], a["id"]], f"not newest first: {ids}"
+        for job in page["items"][:2]:
+            assert_job_shape(job)
+        running = mc.get("/v1/jobs", params={"state": "running"}).json()
+        assert running["total"] == before["running"] + 2, running
+        assert [j["id"] for j in running["items"]][:2] == [b["id"], a["id"]], running
 
-            assert_error(c.get("/v1/jobs", params={"state": "bogus"}), 422)
-            assert_error(c.get("/v1/jobs", params={"limit": 0}), 422)
-            assert_error(c.get("/v1/jobs", params={"offset": -1}), 422)
-        finally:
-            cancel_quietly(c, a["id"], b["id"])
-        for job in (a, b):
-            assert wait_state(c, job["id"], FINAL, timeout=10)["state"] == "cancelled"
+        # One cancelled, one running: the state filter tells them apart.
+        assert mc.post(f"/v1/jobs/{a['id']}/cancel").status_code == 202
+        wait_state(mc, a["id"], FINAL, timeout=10)
+        running = mc.get("/v1/jobs", params={"state": "running"}).json()
+        assert running["total"] == before["running"] + 1, running
+        assert [j["id"] for j in running["items"]][:1] == [b["id"]], running
+        assert a["id"] not in [j["id"] for j in running["items"]], running
+        cancelled = mc.get("/v1/jobs", params={"state": "cancelled"}).json()
+        assert cancelled["total"] == before["cancelled"] + 1, cancelled
+        assert cancelled["items"][0]["id"] == a["id"], cancelled
+        assert b["id"] not in [j["id"] for j in cancelled["items"]], cancelled
+        for state in ("queued", "succeeded", "failed"):
+            other = mc.get("/v1/jobs", params={"state": state}).json()
+            assert other["total"] == before[state], (state, other)
+            assert not {a["id"], b["id"]} & {j["id"] for j in other["items"]}, (state, other)
+
+        p1 = mc.get("/v1/jobs", params={"limit": 1}).json()
+        assert p1["total"] == total and [j["id"] for j in p1["items"]] == [b["id"]], p1
+        p2 = mc.get("/v1/jobs", params={"limit": 1, "offset": 1}).json()
+        assert p2["total"] == total and [j["id"] for j in p2["items"]] == [a["id"]], p2
+        p3 = mc.get("/v1/jobs", params={"limit": 5, "offset": 1}).json()
+        assert p3["total"] == total and [j["id"] for j in p3["items"]][:1] == [a["id"]], p3
+        assert len(p3["items"]) == min(5, total - 1), p3
+        p4 = mc.get("/v1/jobs", params={"offset": total + 10}).json()
+        assert p4["total"] == total and p4["items"] == [], p4
+        n_running = before["running"] + 1
+        sub = mc.get("/v1/jobs", params={"state": "running", "limit": 1, "offset": n_running})
+        assert sub.json() == {"items": [], "total": n_running}, sub.json()
+
+        assert_error(mc.get("/v1/jobs", params={"state": "bogus"}), 422)
+        assert_error(mc.get("/v1/jobs", params={"limit": 0}), 422)
+        assert_error(mc.get("/v1/jobs", params={"offset": -1}), 422)
+    finally:
+        cancel_quietly(mc, a["id"], b["id"])
+    for job in (a, b):
+        assert wait_state(mc, job["id"], FINAL, timeout=10)["state"] == "cancelled"
 
 
 # ----------------------------------------------------------------------------- a full slot
@@ -346,24 +345,16 @@ def test_two_jobs_run_at_once_and_list_newest_first(
 
 @pytest.fixture(scope="class")
 def blocked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    """A server with one worker slot and two queue places, its slot taken by a long job: new
-    jobs stay queued, so these tests start no worker process until the last one (FIFO)."""
-    data_dir = tmp_path_factory.mktemp("blocked-server") / "data"
-    data_dir.mkdir()
-    server = Server(
-        data_dir=data_dir,
-        env={"CURVEGAN_MAX_CONCURRENT_JOBS": "1", "CURVEGAN_MAX_QUEUED_JOBS": "2"},
-    )
-    server.start()
-    try:
-        with server.client() as c:
-            blocker = create(c, LONG, name="blocker")
-            wait_for_state(c, blocker["id"], {"running"}, timeout=30)
-            yield c
-            cancel_quietly(c, blocker["id"])
-            wait_for_state(c, blocker["id"], FINAL, timeout=10)
-    finally:
-        server.stop()
+    """The app in this process with one worker slot and two queue places, its slot taken by a
+    long job: new jobs stay queued, so these tests start no worker process until the last one
+    (FIFO). What is tested here is the API and its queue, not the HTTP server."""
+    data_dir = tmp_path_factory.mktemp("blocked-app") / "data"
+    with in_process_client(data_dir, max_concurrent_jobs=1, max_queued_jobs=2) as c:
+        blocker = create(c, LONG, name="blocker")
+        wait_for_state(c, blocker["id"], {"running"}, timeout=30)
+        yield c
+        cancel_quietly(c, blocker["id"])
+        wait_for_state(c, blocker["id"], FINAL, timeout=10)
 
 
 def _jobs_named(client: httpx.Client, name: str) -> list[dict]:
@@ -372,7 +363,7 @@ def _jobs_named(client: httpx.Client, name: str) -> list[dict]:
 
 
 class TestWhileTheOnlySlotIsTaken:
-    """New jobs stay queued here; the class-scoped server goes away after the class."""
+    """New jobs stay queued here; the class-scoped app goes away after the class."""
 
     def test_seeds_kept_when_given_drawn_when_not(self, blocked: httpx.Client) -> None:
         c = blocked

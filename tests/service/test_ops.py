@@ -8,20 +8,10 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.conftest import Server
+from tests.conftest import AppClient
+from tests.helpers import assert_error
 
 FINAL = {"succeeded", "failed", "cancelled"}
-
-
-def assert_error(r: httpx.Response, status: int, code: str | None = None) -> dict:
-    assert r.status_code == status, f"{r.status_code} {r.text[:500]}"
-    assert r.headers["content-type"].startswith("application/json"), r.headers
-    body = r.json()
-    assert isinstance(body, dict), body
-    assert isinstance(body.get("message"), str) and body["message"].strip(), body
-    if code is not None:
-        assert body.get("error") == code, body
-    return body
 
 
 # ----------------------------------------------------------------------------- health
@@ -135,44 +125,47 @@ def test_unknown_route_and_method_are_json(mc: httpx.Client) -> None:
 # ----------------------------------------------------------------------------- auth
 
 
-def test_api_key(make_server: Callable[..., Server]) -> None:
-    server = make_server(api_key="s3cret")
-    with server.client() as c:
-        assert_error(c.get("/v1/jobs"), 401, "unauthorized")
-        for header in (
-            "Bearer wrong",
-            "Bearer s3cret2",
-            "Bearer",
-            "s3cret",
-            "bearer  s3cret x",
-            "Basic czNjcmV0",
-        ):
-            r = c.get("/v1/jobs", headers={"Authorization": header})
-            assert_error(r, 401, "unauthorized")
-        # Every /v1 route, not just one: before any lookup (no 404 leaking existence).
-        assert_error(c.get("/v1/checkpoints"), 401, "unauthorized")
-        assert_error(c.get("/v1/jobs/some-id"), 401, "unauthorized")
-        assert_error(c.post("/v1/jobs", json={"config": {"steps": -1}}), 401, "unauthorized")
-        assert_error(
-            c.post(
-                "/v1/checkpoints",
-                content=b"x",
-                headers={"content-type": "application/octet-stream"},
-            ),
-            401,
-            "unauthorized",
-        )
-        assert_error(c.post("/v1/checkpoints/x/samples", json={"n": 1}), 401, "unauthorized")
+def test_api_key(make_app_client: Callable[..., AppClient]) -> None:
+    c = make_app_client(
+        api_key="s3cret", workers=False
+    )  # the app's own check: in process, an empty store
+    assert_error(c.get("/v1/jobs"), 401, "unauthorized")
+    for header in (
+        "Bearer wrong",
+        "Bearer s3cret2",
+        "Bearer",
+        "s3cret",
+        "bearer  s3cret x",
+        "Basic czNjcmV0",
+    ):
+        r = c.get("/v1/jobs", headers={"Authorization": header})
+        assert_error(r, 401, "unauthorized")
+    # Every /v1 route, not just one: before any lookup (no 404 leaking existence).
+    assert_error(c.get("/v1/checkpoints"), 401, "unauthorized")
+    assert_error(c.get("/v1/jobs/some-id"), 401, "unauthorized")
+    assert_error(c.post("/v1/jobs", json={"config": {"steps": -1}}), 401, "unauthorized")
+    assert_error(
+        c.post(
+            "/v1/checkpoints",
+            content=b"x",
+            headers={"content-type": "application/octet-stream"},
+        ),
+        401,
+        "unauthorized",
+    )
+    assert_error(c.post("/v1/checkpoints/x/samples", json={"n": 1}), 401, "unauthorized")
 
-        auth = {"Authorization": "Bearer s3cret"}
-        ok = c.get("/v1/jobs", headers=auth)
-        assert ok.status_code == 200, ok.text
-        assert ok.json() == {"items": [], "total": 0}
-        assert c.get("/v1/checkpoints", headers=auth).status_code == 200
-        assert_error(c.get("/v1/jobs/some-id", headers=auth), 404, "not_found")
+    auth = {"Authorization": "Bearer s3cret"}
+    ok = c.get("/v1/jobs", headers=auth)
+    assert ok.status_code == 200, ok.text
+    assert ok.json() == {"items": [], "total": 0}
+    assert c.get("/v1/checkpoints", headers=auth).status_code == 200
+    assert_error(c.get("/v1/jobs/some-id", headers=auth), 404, "not_found")
 
-        for path in ("/healthz", "/readyz"):
-            assert c.get(path).status_code == 200, path
+    # Open without the key. This app runs no worker: /readyz says so (503), not 401.
+    assert c.get("/healthz").status_code == 200
+    ready = c.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["checks"]["store"] is True, ready.text
 
 
 def test_no_api_key_means_open(mc: httpx.Client) -> None:

@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import torch
 
-from gan_engine import Checkpoint, LogRecord, TrainConfig, Trainer, checkpoint_from_bytes
+from gan_engine import Checkpoint, LogRecord, TrainConfig, checkpoint_from_bytes
 from gan_engine.population import Population
-from tests.conftest import Server
+from tests.helpers import Server, poll, tiny_checkpoint
 
 FINAL = {"succeeded", "failed", "cancelled"}
 # 3000 steps at batch 256 take a few seconds: the kill lands between steps 1000 and 3000.
@@ -61,16 +61,20 @@ def test_kill9_mid_run_then_restart_resumes_exactly(
         small_ckpts = checkpoints_of(c, small["id"])
         assert small_ckpts, "the finished job has no checkpoint"
 
-        deadline = time.monotonic() + 60
-        seen: dict = {}
-        while time.monotonic() < deadline:
-            seen = c.get(f"/v1/jobs/{job['id']}").json()
+        def past_1000(seen: dict) -> bool:
             if seen["state"] == "running" and seen["step"] >= 1000 and seen["latest_checkpoint"]:
-                break
+                return True
             assert seen["state"] in {"queued", "running"}, f"{seen}\n{server.log()[-3000:]}"
-            time.sleep(0.02)
-        else:
-            raise AssertionError(f"job never passed step 1000: {seen}\n{server.log()[-3000:]}")
+            return False
+
+        seen = poll(
+            lambda: c.get(f"/v1/jobs/{job['id']}").json(),
+            past_1000,
+            60,
+            "the job past step 1000 with a checkpoint",
+            interval=0.02,
+            logs=lambda: server.log()[-3000:],
+        )
     assert seen["step"] < 3000, f"the job finished before the kill could land: {seen}"
 
     server.kill9()
@@ -145,11 +149,11 @@ def test_kill9_mid_run_then_restart_resumes_exactly(
 
 
 def test_diverging_job_fails_naming_the_step_and_the_server_lives(
-    server: Server, client: httpx.Client, wait_state: Callable[..., dict]
+    live_server: Server, shared_client: httpx.Client, wait_state: Callable[..., dict]
 ) -> None:
-    trainer = Trainer(TrainConfig(seed=3, steps=50, log_every=25, checkpoint_every=0))
-    trainer.run()
-    ckpt = trainer.checkpoint()
+    """On the session's shared server: a job of bad weights must not take it down."""
+    server, client = live_server, shared_client
+    ckpt = tiny_checkpoint(seed=3, steps=50, log_every=25, checkpoint_every=0)
     poisoned = {k: (v * 1e30 if k.startswith("g.") else v) for k, v in ckpt.tensors.items()}
     assert all(torch.isfinite(v).all() for v in poisoned.values() if v.is_floating_point())
     data = type(ckpt)(ckpt.config, ckpt.step, poisoned, ckpt.metrics).to_bytes()

@@ -10,30 +10,18 @@ import httpx
 import numpy as np
 import pytest
 
-from gan_engine import Checkpoint, CurveSampler, TrainConfig, Trainer
-from tests.conftest import Server
+from gan_engine import Checkpoint, CurveSampler
+from tests.conftest import AppClient
+from tests.helpers import Server, assert_error, tiny_checkpoint
 
 OCTET = {"content-type": "application/octet-stream"}
 NPY = "application/x-npy"
 FINAL = {"succeeded", "failed", "cancelled"}
 
 
-def assert_error(r: httpx.Response, status: int, code: str | None = None) -> dict:
-    assert r.status_code == status, f"{r.status_code} {r.text[:500]}"
-    assert r.headers["content-type"].startswith("application/json"), r.headers
-    body = r.json()
-    assert isinstance(body, dict), body
-    assert isinstance(body.get("message"), str) and body["message"].strip(), body
-    if code is not None:
-        assert body.get("error") == code, body
-    return body
-
-
 @pytest.fixture(scope="module")
 def ckpt() -> Checkpoint:
-    trainer = Trainer(TrainConfig(seed=1, steps=50, log_every=25))
-    trainer.run()
-    return trainer.checkpoint()
+    return tiny_checkpoint(seed=1, steps=50, log_every=25)
 
 
 @pytest.fixture(scope="module")
@@ -128,9 +116,7 @@ def test_default_limit_allows_100000_as_npy(
 
 
 def test_ema_checkpoint_samples_the_ema_generator(mc: httpx.Client) -> None:
-    trainer = Trainer(TrainConfig(seed=4, steps=20, log_every=10, g_ema=0.9))
-    trainer.run()
-    ckpt = trainer.checkpoint()
+    ckpt = tiny_checkpoint(seed=4, steps=20, log_every=10, g_ema=0.9)
     r = mc.post("/v1/checkpoints", content=ckpt.to_bytes(), headers=OCTET)
     assert r.status_code == 201, r.text
     body = sample(mc, r.json()["id"], {"n": 4, "seed": 8}).json()
@@ -231,81 +217,82 @@ def test_bad_request_on_unknown_checkpoint_is_never_500(mc: httpx.Client) -> Non
     assert_error(r, r.status_code)
 
 
-def test_max_samples_setting(make_server: Callable[..., Server], ckpt: Checkpoint) -> None:
-    server = make_server(max_samples="1000")
-    with server.client() as c:
-        cid = c.post("/v1/checkpoints", content=ckpt.to_bytes(), headers=OCTET).json()["id"]
-        at_limit = sample(c, cid, {"n": 1000, "seed": 1}, headers={"accept": NPY})
-        assert at_limit.status_code == 200, at_limit.text
-        assert np.load(io.BytesIO(at_limit.content)).shape == (1000, 15)
-        err = assert_error(sample(c, cid, {"n": 1001, "seed": 1}), 422, "validation_error")
-        assert _names("n")(err), err
-        assert "1000" in err["message"] and "1001" in err["message"], err
-        # The limit holds for z too.
-        err = assert_error(sample(c, cid, {"z": [[0.0] * 5] * 1001}), 422)
-        assert "1000" in err["message"], err
+def test_max_samples_setting(make_app_client: Callable[..., AppClient], ckpt: Checkpoint) -> None:
+    c = make_app_client(max_samples=1000, workers=False)  # the API's own setting: in process
+    cid = c.post("/v1/checkpoints", content=ckpt.to_bytes(), headers=OCTET).json()["id"]
+    at_limit = sample(c, cid, {"n": 1000, "seed": 1}, headers={"accept": NPY})
+    assert at_limit.status_code == 200, at_limit.text
+    assert np.load(io.BytesIO(at_limit.content)).shape == (1000, 15)
+    err = assert_error(sample(c, cid, {"n": 1001, "seed": 1}), 422, "validation_error")
+    assert _names("n")(err), err
+    assert "1000" in err["message"] and "1001" in err["message"], err
+    # The limit holds for z too.
+    err = assert_error(sample(c, cid, {"z": [[0.0] * 5] * 1001}), 422)
+    assert "1000" in err["message"], err
 
 
 # ----------------------------------------------------------------------------- job samples
 
 
-def test_job_samples(make_server: Callable[..., Server], wait_state: Callable[..., dict]) -> None:
-    server = make_server(max_concurrent_jobs="1")
-    with server.client() as c:
-        long_cfg = {"seed": 5, "steps": 10_000_000, "log_every": 1_000_000, "checkpoint_every": 0}
-        first = c.post("/v1/jobs", json={"name": "long", "config": long_cfg})
-        assert first.status_code == 202, first.text
-        first_id = first.json()["id"]
-        second = c.post("/v1/jobs", json={"name": "waits", "config": {"seed": 6, "steps": 50}})
-        assert second.status_code == 202, second.text
-        second_id = second.json()["id"]
-        wait_state(c, first_id, {"running"}, timeout=30)
-        job2 = c.get(f"/v1/jobs/{second_id}").json()
-        assert job2["state"] == "queued", job2
-        assert job2["latest_checkpoint"] is None
+def test_job_samples(
+    make_app_client: Callable[..., AppClient], wait_state: Callable[..., dict]
+) -> None:
+    # In process, its one worker a process of the app's pool, as under a server.
+    c = make_app_client(max_concurrent_jobs=1)
+    long_cfg = {"seed": 5, "steps": 10_000_000, "log_every": 1_000_000, "checkpoint_every": 0}
+    first = c.post("/v1/jobs", json={"name": "long", "config": long_cfg})
+    assert first.status_code == 202, first.text
+    first_id = first.json()["id"]
+    second = c.post("/v1/jobs", json={"name": "waits", "config": {"seed": 6, "steps": 50}})
+    assert second.status_code == 202, second.text
+    second_id = second.json()["id"]
+    wait_state(c, first_id, {"running"}, timeout=30)
+    job2 = c.get(f"/v1/jobs/{second_id}").json()
+    assert job2["state"] == "queued", job2
+    assert job2["latest_checkpoint"] is None
 
-        err = assert_error(c.post(f"/v1/jobs/{second_id}/samples", json={"n": 3}), 409)
-        assert err.get("error") == "conflict", err
-        # The running job has no checkpoint yet either (checkpoint_every=0: only at the end).
-        job1 = c.get(f"/v1/jobs/{first_id}").json()
-        if job1["latest_checkpoint"] is None:
-            assert_error(c.post(f"/v1/jobs/{first_id}/samples", json={"n": 3}), 409, "conflict")
-        assert_error(c.post("/v1/jobs/no-such-job/samples", json={"n": 3}), 404, "not_found")
+    err = assert_error(c.post(f"/v1/jobs/{second_id}/samples", json={"n": 3}), 409)
+    assert err.get("error") == "conflict", err
+    # The running job has no checkpoint yet either (checkpoint_every=0: only at the end).
+    job1 = c.get(f"/v1/jobs/{first_id}").json()
+    if job1["latest_checkpoint"] is None:
+        assert_error(c.post(f"/v1/jobs/{first_id}/samples", json={"n": 3}), 409, "conflict")
+    assert_error(c.post("/v1/jobs/no-such-job/samples", json={"n": 3}), 404, "not_found")
 
-        # The queued job, cancelled, still has no checkpoint; the running one keeps a final one.
-        assert c.post(f"/v1/jobs/{second_id}/cancel").status_code == 202
-        assert wait_state(c, second_id, FINAL, timeout=10)["state"] == "cancelled"
-        assert_error(c.post(f"/v1/jobs/{second_id}/samples", json={"n": 3}), 409, "conflict")
-        assert c.post(f"/v1/jobs/{first_id}/cancel").status_code == 202
-        job1 = wait_state(c, first_id, FINAL, timeout=15)
-        assert job1["state"] == "cancelled", job1
-        assert job1["latest_checkpoint"], job1
-        r = c.post(f"/v1/jobs/{first_id}/samples", json={"n": 3, "seed": 9})
-        assert r.status_code == 200, r.text
-        assert r.json()["checkpoint_id"] == job1["latest_checkpoint"]
+    # The queued job, cancelled, still has no checkpoint; the running one keeps a final one.
+    assert c.post(f"/v1/jobs/{second_id}/cancel").status_code == 202
+    assert wait_state(c, second_id, FINAL, timeout=10)["state"] == "cancelled"
+    assert_error(c.post(f"/v1/jobs/{second_id}/samples", json={"n": 3}), 409, "conflict")
+    assert c.post(f"/v1/jobs/{first_id}/cancel").status_code == 202
+    job1 = wait_state(c, first_id, FINAL, timeout=15)
+    assert job1["state"] == "cancelled", job1
+    assert job1["latest_checkpoint"], job1
+    r = c.post(f"/v1/jobs/{first_id}/samples", json={"n": 3, "seed": 9})
+    assert r.status_code == 200, r.text
+    assert r.json()["checkpoint_id"] == job1["latest_checkpoint"]
 
-        # A job that ran to the end samples from its latest checkpoint, same as that checkpoint.
-        third = c.post("/v1/jobs", json={"config": {"seed": 7, "steps": 50, "log_every": 25}})
-        assert third.status_code == 202, third.text
-        job3 = wait_state(c, third.json()["id"], FINAL, timeout=60)
-        assert job3["state"] == "succeeded", job3
-        via_job = c.post(f"/v1/jobs/{job3['id']}/samples", json={"n": 5, "seed": 3})
-        assert via_job.status_code == 200, via_job.text
-        body = via_job.json()
-        assert body["checkpoint_id"] == job3["latest_checkpoint"]
-        assert body["seed"] == 3
-        via_ckpt = sample(c, job3["latest_checkpoint"], {"n": 5, "seed": 3}).json()
-        assert body["curves"] == via_ckpt["curves"]
-        # ... and equal to the engine sampling the downloaded file.
-        from gan_engine import checkpoint_from_bytes
+    # A job that ran to the end samples from its latest checkpoint, same as that checkpoint.
+    third = c.post("/v1/jobs", json={"config": {"seed": 7, "steps": 50, "log_every": 25}})
+    assert third.status_code == 202, third.text
+    job3 = wait_state(c, third.json()["id"], FINAL, timeout=60)
+    assert job3["state"] == "succeeded", job3
+    via_job = c.post(f"/v1/jobs/{job3['id']}/samples", json={"n": 5, "seed": 3})
+    assert via_job.status_code == 200, via_job.text
+    body = via_job.json()
+    assert body["checkpoint_id"] == job3["latest_checkpoint"]
+    assert body["seed"] == 3
+    via_ckpt = sample(c, job3["latest_checkpoint"], {"n": 5, "seed": 3}).json()
+    assert body["curves"] == via_ckpt["curves"]
+    # ... and equal to the engine sampling the downloaded file.
+    from gan_engine import checkpoint_from_bytes
 
-        f = c.get(f"/v1/checkpoints/{job3['latest_checkpoint']}/file")
-        local = CurveSampler.from_checkpoint(checkpoint_from_bytes(f.content)).sample(5, seed=3)
-        np.testing.assert_allclose(body["curves"], local.curves, rtol=1e-6, atol=1e-6)
-        npy = c.post(
-            f"/v1/jobs/{job3['id']}/samples", json={"n": 5, "seed": 3}, headers={"accept": NPY}
-        )
-        assert npy.status_code == 200, npy.text
-        np.testing.assert_allclose(np.load(io.BytesIO(npy.content)), local.curves, atol=1e-6)
-        err = assert_error(c.post(f"/v1/jobs/{job3['id']}/samples", json={"n": 0}), 422)
-        assert _names("n")(err), err
+    f = c.get(f"/v1/checkpoints/{job3['latest_checkpoint']}/file")
+    local = CurveSampler.from_checkpoint(checkpoint_from_bytes(f.content)).sample(5, seed=3)
+    np.testing.assert_allclose(body["curves"], local.curves, rtol=1e-6, atol=1e-6)
+    npy = c.post(
+        f"/v1/jobs/{job3['id']}/samples", json={"n": 5, "seed": 3}, headers={"accept": NPY}
+    )
+    assert npy.status_code == 200, npy.text
+    np.testing.assert_allclose(np.load(io.BytesIO(npy.content)), local.curves, atol=1e-6)
+    err = assert_error(c.post(f"/v1/jobs/{job3['id']}/samples", json={"n": 0}), 422)
+    assert _names("n")(err), err

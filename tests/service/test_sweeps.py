@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,8 +15,8 @@ import httpx
 import pytest
 
 from gan_engine import TrainConfig
-from tests.conftest import Server
-from tests.service.test_jobs import assert_error
+from tests.conftest import AppClient
+from tests.helpers import assert_error, poll
 
 FINAL = {"succeeded", "failed", "cancelled"}
 SMALL = {"steps": 300, "log_every": 100, "checkpoint_every": 0}
@@ -60,14 +59,9 @@ def get_sweep(client: httpx.Client, sweep_id: str) -> dict:
 def wait_sweep(
     client: httpx.Client, sweep_id: str, until: Callable[[dict], bool], timeout: float = 120.0
 ) -> dict:
-    deadline = time.monotonic() + timeout
-    sweep: dict = {}
-    while time.monotonic() < deadline:
-        sweep = get_sweep(client, sweep_id)
-        if until(sweep):
-            return sweep
-        time.sleep(0.1)
-    raise AssertionError(f"sweep {sweep_id} not there after {timeout}s: {sweep}")
+    return poll(
+        lambda: get_sweep(client, sweep_id), until, timeout, f"sweep {sweep_id}", interval=0.1
+    )
 
 
 def member_jobs(client: httpx.Client, sweep_id: str) -> list[dict]:
@@ -211,23 +205,24 @@ def test_bad_value_message_names_the_range(mc: httpx.Client) -> None:
     assert "1000000" in err["message"] and "256" in err["message"], err
 
 
-def test_member_and_queue_limits(make_server: Callable[..., Server]) -> None:
-    server = make_server(max_sweep_members="3", max_queued_jobs="2", max_concurrent_jobs="1")
-    with server.client() as c:
-        for body, field in [
-            ({"vary": {"seed": [1, 2], "lr_g": [1e-4, 2e-4]}}, "vary"),
-            ({"members": [{}, {}, {}, {}]}, "members"),
-        ]:
-            err = assert_error(c.post("/v1/sweeps", json=body), 422, "validation_error")
-            assert err["field"] == field and "at most 3" in err["message"], err
-        # Three members fit the member limit but not two queue places: none is queued.
-        r = c.post("/v1/sweeps", json={"config": LONG, "vary": {"seed": [1, 2, 3]}})
-        assert_error(r, 429, "too_many_jobs")
-        assert int(r.headers["retry-after"]) > 0, r.headers
-        assert job_total(c) == 0
-        fits = post_sweep(c, {"config": LONG, "vary": {"seed": [1, 2]}})
-        c.post(f"/v1/sweeps/{fits['id']}/cancel")
-        assert job_total(c) == 2
+def test_member_and_queue_limits(make_app_client: Callable[..., AppClient]) -> None:
+    # The API's own limits: in process, with an empty store of its own and no worker (the
+    # sweep that fits stays queued until it is cancelled).
+    c = make_app_client(max_sweep_members=3, max_queued_jobs=2, workers=False)
+    for body, field in [
+        ({"vary": {"seed": [1, 2], "lr_g": [1e-4, 2e-4]}}, "vary"),
+        ({"members": [{}, {}, {}, {}]}, "members"),
+    ]:
+        err = assert_error(c.post("/v1/sweeps", json=body), 422, "validation_error")
+        assert err["field"] == field and "at most 3" in err["message"], err
+    # Three members fit the member limit but not two queue places: none is queued.
+    r = c.post("/v1/sweeps", json={"config": LONG, "vary": {"seed": [1, 2, 3]}})
+    assert_error(r, 429, "too_many_jobs")
+    assert int(r.headers["retry-after"]) > 0, r.headers
+    assert job_total(c) == 0
+    fits = post_sweep(c, {"config": LONG, "vary": {"seed": [1, 2]}})
+    c.post(f"/v1/sweeps/{fits['id']}/cancel")
+    assert job_total(c) == 2
 
 
 def test_idempotency_key(mc: httpx.Client) -> None:

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from tests.conftest import ROOT, Server, started_server
+from tests.conftest import ServerPool
+from tests.helpers import ROOT, Server, started_server
 from tests.service.browser.harness import (
     CHROMIUM_ARGS,
     PageGuard,
@@ -152,17 +153,22 @@ def browser_server(
         yield server
 
 
+@pytest.fixture(scope="session")
+def browser_api_key() -> str:
+    """The key of the keyed browser servers: random, one per session."""
+    return f"browser-key-{uuid.uuid4().hex[:12]}"
+
+
 @pytest.fixture(scope="module")
 def keyed_browser_server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[KeyedServer]:
+    request: pytest.FixtureRequest, server_pool: ServerPool, browser_api_key: str
+) -> KeyedServer:
     """As ``browser_server``, with CURVEGAN_API_KEY set to a random key: a ``KeyedServer``
     with ``.url``, ``.api_key``, ``.auth`` (the header dict), ``.client()`` (httpx, sends the
-    key) and ``.server`` (the Server)."""
-    key = f"browser-key-{uuid.uuid4().hex[:12]}"
-    env = {**_server_env(request), "CURVEGAN_API_KEY": key}
-    with started_server(tmp_path_factory, "browser-keyed", env) as server:
-        yield KeyedServer(server=server, api_key=key)
+    key) and ``.server`` (the Server). Shared by the modules with the same settings (the
+    session's server for them): its tests find what they made by id."""
+    env = {**_server_env(request), "CURVEGAN_API_KEY": browser_api_key}
+    return KeyedServer(server=server_pool.get(env), api_key=browser_api_key)
 
 
 @pytest.fixture(scope="session")

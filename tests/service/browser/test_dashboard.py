@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Server, wait_for_state
+from tests.helpers import Server, wait_for_state
 from tests.service.browser.harness import failed_fetch
 
 # Fast jobs: the `fast` preset lands in the band within ~1 000 steps and runs ~1 000

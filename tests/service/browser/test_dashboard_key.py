@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import wait_for_state
+from tests.helpers import wait_for_state
 from tests.service.browser.conftest import KeyedServer
 from tests.service.browser.harness import failed_fetch
 from tests.service.browser.test_dashboard import curves_drawn, in_band_share, points

@@ -8,15 +8,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Server
+from tests.helpers import ROOT, Server, wait_until
 from tests.services import fresh_postgres_database, rabbitmq_url, unique_name
+
+__all__ = ["LEASE_S", "Cluster", "WorkerNode", "running_cluster", "wait_until"]
 
 # Short leases so that recovery tests take seconds; renewals come every second regardless.
 LEASE_S = "3"
@@ -52,14 +53,14 @@ class WorkerNode:
             stderr=log,
             start_new_session=True,  # its own process group: kill -9 takes the whole node
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
+            assert self.proc is not None
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker {self.name} exited early:\n{self.log()}")
-            if f"{self.name} ready." in self.log():
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"worker {self.name} not ready after {timeout}s:\n{self.log()}")
+            return f"{self.name} ready." in self.log()
+
+        wait_until(ready, timeout, f"worker {self.name} ready", self.log, interval=0.1)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -127,8 +128,11 @@ def running_cluster(
                 server = Server(data_dir=data_dir, env=env)
                 servers.append(server)
                 server.start()
+            # Celery's control queue is named after the node and held exclusively: the host
+            # part is this cluster's own, so that two runs (or xdist workers) never share it.
+            host = unique_name("test").replace("_", "-")
             for i in range(nodes):
-                node = WorkerNode(f"n{i + 1}@test", env, tmp / f"node{i + 1}.log")
+                node = WorkerNode(f"n{i + 1}@{host}", env, tmp / f"node{i + 1}.log")
                 workers.append(node)
                 node.start()
             yield Cluster(servers, workers, env, storage_dir)
@@ -151,15 +155,3 @@ def _delete_queue(url: str, name: str) -> None:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with running_cluster(tmp_path_factory.mktemp("cluster")) as c:
         yield c
-
-
-def wait_until(
-    check: Callable[[], object], timeout: float, what: str, logs: Callable[[], str]
-) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not seen within {timeout}s\n{logs()}")
