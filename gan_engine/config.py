@@ -134,14 +134,14 @@ class FieldSpec:
 
     doc: str
     kind: FieldKind
-    lo: int | None
-    hi: int | None
-    lo_open: bool
-    hi_open: bool
-    choices: tuple[str, ...]
-    nullable: bool
-    sweep: bool
-    resume: bool
+    lo: int | None = None
+    hi: int | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    choices: tuple[str, ...] = ()
+    nullable: bool = False
+    sweep: bool = True
+    resume: bool = False
 
     def check(self, name: str, value: Any) -> Any:
         """``value`` normalised (floats as float, a pair as a tuple of floats), or a
@@ -189,34 +189,10 @@ class FieldSpec:
         return {"anyOf": [schema, {"type": "null"}]} if self.nullable else schema
 
 
-def spec(
-    default: Any,
-    *,
-    doc: str,
-    kind: FieldKind,
-    lo: int | None = None,
-    hi: int | None = None,
-    lo_open: bool = False,
-    hi_open: bool = False,
-    choices: tuple[str, ...] = (),
-    nullable: bool = False,
-    sweep: bool = True,
-    resume: bool = False,
-) -> Any:
-    """A TrainConfig field: its default and its FieldSpec (in the field's metadata)."""
-    field_spec = FieldSpec(
-        doc=doc,
-        kind=kind,
-        lo=lo,
-        hi=hi,
-        lo_open=lo_open,
-        hi_open=hi_open,
-        choices=choices,
-        nullable=nullable,
-        sweep=sweep,
-        resume=resume,
-    )
-    return dataclasses.field(default=default, metadata={"spec": field_spec})
+def spec(default: Any, **declared: Any) -> Any:
+    """A TrainConfig field: its default, and a FieldSpec made of ``declared`` (its doc, kind,
+    bounds, choices and flags) in the field's metadata."""
+    return dataclasses.field(default=default, metadata={"spec": FieldSpec(**declared)})
 
 
 _MAX_STEPS = 10_000_000
