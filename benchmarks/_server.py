@@ -7,8 +7,10 @@ root) on sys.path: the root is added here, so that ``tests.helpers`` imports.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,7 +19,7 @@ if str(ROOT) not in sys.path:
 
 from tests.helpers import Server, free_port, settings_env  # noqa: E402
 
-__all__ = ["ROOT", "Server", "free_port", "settings_env", "start_server"]
+__all__ = ["ROOT", "Server", "free_port", "run_interruptible", "settings_env", "start_server"]
 
 
 def start_server(data_dir: str, **settings: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -35,3 +37,32 @@ def start_server(data_dir: str, **settings: str) -> tuple[subprocess.Popen[bytes
         raise SystemExit(f"server did not start: {exc}") from None
     assert server.proc is not None
     return server.proc, server.url
+
+
+def run_interruptible(
+    body: Callable[[], object],
+    logs: Callable[[], Iterable[tuple[str, str]]],
+    cleanup: Callable[[], object],
+) -> None:
+    """Runs ``body`` with SIGTERM taken as Ctrl-C: an interruption exits 130, any other failure
+    prints the tail of each ``(name, log)`` first; ``cleanup`` runs whatever happened."""
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
+    try:
+        body()
+    except KeyboardInterrupt:
+        print("\ninterrupted; cleaning up", file=sys.stderr)
+        raise SystemExit(130) from None
+    except BaseException:
+        for name, log in logs():
+            print(f"\n--- {name} log, last 3000 characters:\n{log[-3000:]}", file=sys.stderr)
+        raise
+    finally:
+        # No second Ctrl-C may cut the cleanup short: it would leave processes behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        cleanup()

@@ -61,7 +61,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from _server import Server
+from _server import Server, run_interruptible
 
 ROOT = Path(__file__).resolve().parents[1]
 FINAL = ("succeeded", "failed", "cancelled")
@@ -599,32 +599,20 @@ def main() -> None:
     if args.quick:
         args.jobs, args.repeats, args.rounds = 10, 2, 1
 
-    def interrupted(*_: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupted)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
     procs: list[Proc] = []
     with tempfile.TemporaryDirectory(prefix="curvegan-bench-") as tmp_dir:
         stack = contextlib.ExitStack()
-        try:
-            run(args, Path(tmp_dir), stack, procs)
-        except KeyboardInterrupt:
-            print("\ninterrupted; cleaning up", file=sys.stderr)
-            raise SystemExit(130) from None
-        except BaseException:
-            for p in procs:
-                print(
-                    f"\n--- {p.name} log, last 3000 characters:\n{p.log()[-3000:]}", file=sys.stderr
-                )
-            raise
-        finally:
-            # No second Ctrl-C may cut the cleanup short: it would leave processes behind.
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+        def cleanup() -> None:
             for p in reversed(procs):
                 p.stop()
             stack.close()  # clients, then the queue and the database
+
+        run_interruptible(
+            lambda: run(args, Path(tmp_dir), stack, procs),
+            lambda: [(p.name, p.log()) for p in procs],
+            cleanup,
+        )
 
 
 if __name__ == "__main__":

@@ -51,19 +51,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import torch
-from _server import Server
+from _server import Server, run_interruptible
+from runner import Row, fmt, ts
 
 from gan_engine import TrainConfig, Trainer
 from gan_engine.population import Population
@@ -102,22 +100,6 @@ def bench_server(data_dir: Path, log_path: Path, worker_nice: int) -> Server:
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def ts(value: str) -> float:
-    return datetime.fromisoformat(value).timestamp()
-
-
-def fmt(values: list[float], spec: str = ".0f") -> str:
-    return " ".join(format(v, spec) for v in values)
-
-
-@dataclass
-class Row:
-    figure: str
-    value: str
-    goal: str = ""
-    met: bool | None = None
 
 
 def flops_per_member_step(config: TrainConfig) -> tuple[int, list[tuple[str, int]]]:
@@ -590,30 +572,13 @@ def main() -> None:
         args.repeats, args.steps, args.separate, args.single_steps = 1, 1000, 4, 2000
         args.rec_steps = args.rec_steps or 1000
 
-    def interrupted(*_: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupted)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
     servers: list[Server] = []
     with tempfile.TemporaryDirectory(prefix="curvegan-sweep-bench-") as tmp_dir:
-        try:
-            run(args, Path(tmp_dir), servers)
-        except KeyboardInterrupt:
-            print("\ninterrupted; cleaning up", file=sys.stderr)
-            raise SystemExit(130) from None
-        except BaseException:
-            for s in servers:
-                print(
-                    f"\n--- server log, last 3000 characters:\n{s.log()[-3000:]}", file=sys.stderr
-                )
-            raise
-        finally:
-            # No second Ctrl-C may cut the cleanup short: it would leave processes behind.
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            for s in servers:
-                s.stop()
+        run_interruptible(
+            lambda: run(args, Path(tmp_dir), servers),
+            lambda: [("server", s.log()) for s in servers],
+            lambda: [s.stop() for s in servers],
+        )
 
 
 if __name__ == "__main__":

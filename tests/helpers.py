@@ -29,6 +29,14 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[1]
 FINAL = frozenset({"succeeded", "failed", "cancelled"})
+# A few seconds of training at batch 256 with checkpoints every 500 steps: a kill, a stop or
+# a restart lands mid-run, between two checkpoints.
+LONG_RUN = {
+    "steps": 3000,
+    "checkpoint_every": 500,
+    "log_every": 100,
+    "batch_size": 256,
+}
 T = TypeVar("T")
 
 
@@ -36,6 +44,31 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def read_http_response(sock: socket.socket) -> tuple[int, bytes]:
+    """The status and body (by its Content-Length, none without one) of the next HTTP/1.1
+    response read off a raw socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed before a response: {data!r}"
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = next(
+        (
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ),
+        0,
+    )
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed inside the response body"
+        rest += chunk
+    return status, rest[:length]
 
 
 # ----------------------------------------------------------------------------- polling

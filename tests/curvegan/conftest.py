@@ -27,6 +27,13 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield server
 
 
+@pytest.fixture
+def api(shared_server: Server) -> Iterator[Client]:
+    """A client of the shared service, closed after the test."""
+    with Client(shared_server.url) as c:
+        yield c
+
+
 def recording_http(url: str) -> tuple[httpx.Client, list[tuple[str, str]]]:
     """An httpx.Client whose request hook appends (method, path) for every request sent."""
     seen: list[tuple[str, str]] = []

@@ -102,6 +102,21 @@ def ok(r: Run) -> Run:
     return r
 
 
+def assert_refused(cases: Sequence[tuple[Sequence[str], str, int]], url: str) -> None:
+    """Runs each ``(args, message, code)`` at once: each must exit ``code`` with ``message`` on
+    stderr, nothing on stdout and no traceback."""
+    results = [r for r, _ in run_many([(args, {"url": url}) for args, _, _ in cases])]
+    failures = [
+        f"{' '.join(args)}: wanted exit {code} and {message!r}\n{show(r)}"
+        for (args, message, code), r in zip(cases, results, strict=True)
+        if r.returncode != code
+        or message not in r.stderr
+        or r.stdout != ""
+        or "Traceback" in r.stderr
+    ]
+    assert not failures, "\n\n".join(failures)
+
+
 def table(text: str) -> tuple[list[str], list[list[str]]]:
     """A table the CLI printed: its header cells and each row's cells."""
     lines = [line for line in text.splitlines() if line.strip()]
@@ -510,16 +525,7 @@ def test_refused_requests_exit_1_and_usage_errors_exit_2(
     # independent commands: run all at once to keep the test short
     cases = [(args, message, 1) for args, message in REFUSED]
     cases += [(args, message, 2) for args, message in USAGE]
-    results = [r for r, _ in run_many([(args, {"url": cli_server.url}) for args, _, _ in cases])]
-    failures = [
-        f"{' '.join(args)}: wanted exit {code} and {message!r}\n{show(r)}"
-        for (args, message, code), r in zip(cases, results, strict=True)
-        if r.returncode != code
-        or message not in r.stderr
-        or r.stdout != ""
-        or "Traceback" in r.stderr
-    ]
-    assert not failures, "\n\n".join(failures)
+    assert_refused(cases, cli_server.url)
     # nothing was created by the refused `train --steps -5`
     page = json.loads(ok(run_cli("jobs", "list", "--json", url=cli_server.url)).stdout)
     assert all(job["config"]["steps"] > 0 for job in page["items"])

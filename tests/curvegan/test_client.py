@@ -67,12 +67,6 @@ def trained(shared_server: Server) -> Trained:
     return Trained(created, final, list(seen))
 
 
-@pytest.fixture
-def api(shared_server: Server) -> Iterator[Client]:
-    with Client(shared_server.url) as c:
-        yield c
-
-
 # ----------------------------------------------------------------------------- jobs
 
 

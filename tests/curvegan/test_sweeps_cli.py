@@ -19,7 +19,16 @@ from curvegan._cli_commands import _parse_vary, _sweep_result
 from curvegan.cli import build_parser
 from curvegan.errors import UsageError
 from tests.conftest import Server
-from tests.curvegan.test_cli import Run, ok, run_cli, run_many, run_on_a_terminal, show, table
+from tests.curvegan.test_cli import (
+    Run,
+    assert_refused,
+    ok,
+    run_cli,
+    run_many,
+    run_on_a_terminal,
+    show,
+    table,
+)
 
 SWEEP_ID = re.compile(r"^sweep_[A-Za-z0-9]+$")
 BOARD = ["MEMBER", "LR_G", "SEED", "STATE", "W1_A", "IN_BAND", "RESID", "D_SCORE", "JOB_ID"]
@@ -259,16 +268,7 @@ def test_usage_errors_exit_2_and_refusals_exit_1(
     ]
     cases += [(["sweep", *args], message, 1) for args, message in REFUSED]
     before = json.loads(ok(cli("sweep", "list", "--json")).stdout)["total"]
-    results = [r for r, _ in run_many([(args, {"url": shared_server.url}) for args, _, _ in cases])]
-    failures = [
-        f"{' '.join(args)}: wanted exit {code} and {message!r}\n{show(r)}"
-        for (args, message, code), r in zip(cases, results, strict=True)
-        if r.returncode != code
-        or message not in r.stderr
-        or r.stdout != ""
-        or "Traceback" in r.stderr
-    ]
-    assert not failures, "\n\n".join(failures)
+    assert_refused(cases, shared_server.url)
     assert json.loads(ok(cli("sweep", "list", "--json")).stdout)["total"] == before
 
 

@@ -88,12 +88,6 @@ def grid(shared_server: Server) -> Waited:
     return Waited(created, final, list(seen))
 
 
-@pytest.fixture
-def api(shared_server: Server) -> Iterator[Client]:
-    with Client(shared_server.url) as c:
-        yield c
-
-
 @contextlib.contextmanager
 def long_sweep(api: Client, **kw: Any) -> Iterator[Sweep]:
     """A sweep of LONG members that, whatever the test did, is cancelled and waited for."""

@@ -23,7 +23,7 @@ from service.api.app import create_app
 from service.api.schemas.config import CONFIG_PROPERTIES
 from service.settings import Settings
 from tests.conftest import AppClient, asgi_call
-from tests.helpers import Server
+from tests.helpers import Server, read_http_response
 
 KEY = "hostile-test-key"
 AUTH = {"authorization": f"Bearer {KEY}"}
@@ -50,23 +50,8 @@ def _head(path: str, headers: dict[str, str]) -> bytes:
 
 def _response(sock: socket.socket) -> tuple[int, dict[str, Any]]:
     """The status and JSON body of the one response the server sends (it is small)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, f"connection closed before a response: {data!r}"
-        data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    length = next(
-        int(line.split(b":", 1)[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    while len(rest) < length:
-        chunk = sock.recv(65536)
-        assert chunk, "connection closed inside the response body"
-        rest += chunk
-    return status, json.loads(rest[:length])
+    status, body = read_http_response(sock)
+    return status, json.loads(body)
 
 
 def test_a_large_body_without_the_key_is_401_before_it_is_sent(module_server: Server) -> None:

@@ -12,17 +12,10 @@ import torch
 
 from gan_engine import Checkpoint, LogRecord, TrainConfig, checkpoint_from_bytes
 from gan_engine.population import Population
-from tests.helpers import Server, poll, tiny_checkpoint
+from tests.helpers import FINAL, LONG_RUN, Server, poll, tiny_checkpoint
 
-FINAL = {"succeeded", "failed", "cancelled"}
 # 3000 steps at batch 256 take a few seconds: the kill lands between steps 1000 and 3000.
-RESTART_CONFIG = {
-    "steps": 3000,
-    "checkpoint_every": 500,
-    "log_every": 100,
-    "seed": 20240601,
-    "batch_size": 256,
-}
+RESTART_CONFIG = {**LONG_RUN, "seed": 20240601}
 
 
 def train_in_process(config: dict) -> tuple[Checkpoint, list[LogRecord]]:

@@ -7,7 +7,7 @@ import json
 import signal
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 
 import httpx
@@ -16,16 +16,8 @@ import torch
 
 from gan_engine import TrainConfig, checkpoint_from_bytes
 from gan_engine.population import Population
+from tests.helpers import FINAL, LONG_RUN
 from tests.service.cluster.conftest import Cluster, WorkerNode, wait_until
-
-FINAL = {"succeeded", "failed", "cancelled"}
-# A few seconds of training with checkpoints every 500 steps: interruptions land mid-run.
-LONG_RUN = {
-    "steps": 3000,
-    "checkpoint_every": 500,
-    "log_every": 100,
-    "batch_size": 256,
-}
 
 
 def create(client: httpx.Client, config: dict) -> dict:
@@ -103,6 +95,18 @@ def node_named(cluster: Cluster, name: str) -> WorkerNode:
     return next(n for n in cluster.nodes if n.name == name)
 
 
+def long_job_on_a_node(
+    cluster: Cluster, via: httpx.Client, watch: httpx.Client, seed: int, step: int
+) -> tuple[dict, Future[dict[str, torch.Tensor]], dict, WorkerNode]:
+    """A LONG_RUN job created through ``via``, its uninterrupted reference training in a thread,
+    and, once ``watch`` sees it running past ``step`` with a checkpoint, the job as seen and
+    the node it runs on."""
+    job = create(via, {**LONG_RUN, "seed": seed})
+    reference = ThreadPoolExecutor(1).submit(reference_generator, job["config"])
+    seen = running_on_a_node(cluster, watch, job["id"], step)
+    return job, reference, seen, node_named(cluster, node_of(seen))
+
+
 def test_jobs_spread_over_both_nodes_and_either_api_serves_them(cluster: Cluster) -> None:
     a, b = (s.client() for s in cluster.apis)
     with a, b:
@@ -131,14 +135,9 @@ def test_jobs_spread_over_both_nodes_and_either_api_serves_them(cluster: Cluster
 
 
 def test_kill9_of_a_node_mid_job_finishes_on_the_other_bit_identical(cluster: Cluster) -> None:
-    config = {**LONG_RUN, "seed": 20240601}
-    pool = ThreadPoolExecutor(1)
     a, b = (s.client() for s in cluster.apis)
     with a, b:
-        job = create(a, config)
-        reference = pool.submit(reference_generator, job["config"])
-        seen = running_on_a_node(cluster, b, job["id"], 1000)
-        victim = node_named(cluster, node_of(seen))
+        job, reference, seen, victim = long_job_on_a_node(cluster, a, b, 20240601, 1000)
         assert seen["step"] < 3000
         victim.kill9()
         try:
@@ -174,14 +173,9 @@ def test_cancel_through_the_other_api_ends_a_running_job_within_seconds(cluster:
 
 
 def test_a_paused_node_loses_its_job_and_cannot_overwrite_the_new_owner(cluster: Cluster) -> None:
-    config = {**LONG_RUN, "seed": 7}
-    pool = ThreadPoolExecutor(1)
     a, b = (s.client() for s in cluster.apis)
     with a, b:
-        job = create(a, config)
-        reference = pool.submit(reference_generator, job["config"])
-        seen = running_on_a_node(cluster, a, job["id"], 600)
-        paused = node_named(cluster, node_of(seen))
+        job, reference, _, paused = long_job_on_a_node(cluster, a, a, 7, 600)
         paused.signal_group(signal.SIGSTOP)
         try:
             # The lease (3 s) lapses, a server re-queues the job, the other node takes it.
@@ -276,14 +270,9 @@ def test_redis_is_accepted_as_the_broker(
 
 
 def test_a_node_stopped_mid_job_hands_it_over_after_saving(cluster: Cluster) -> None:
-    config = {**LONG_RUN, "seed": 41}
-    pool = ThreadPoolExecutor(1)
     a, b = (s.client() for s in cluster.apis)
     with a, b:
-        job = create(a, config)
-        reference = pool.submit(reference_generator, job["config"])
-        seen = running_on_a_node(cluster, a, job["id"], 600)
-        node = node_named(cluster, node_of(seen))
+        job, reference, _, node = long_job_on_a_node(cluster, a, a, 41, 600)
         # A deploy or `docker stop`: SIGTERM, a warm shutdown that would wait for the job;
         # the node asks its jobs, through the store, to save and go back to the queue.
         start = time.monotonic()

@@ -8,7 +8,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -17,9 +17,7 @@ import torch
 from gan_engine import TrainConfig, checkpoint_from_bytes
 from gan_engine.population import Population
 from tests.conftest import Server
-
-FINAL = {"succeeded", "failed", "cancelled"}
-LONG_RUN = {"steps": 3000, "checkpoint_every": 500, "log_every": 100, "batch_size": 256}
+from tests.helpers import FINAL, LONG_RUN
 
 
 def create(client: httpx.Client, config: dict) -> dict:
@@ -65,15 +63,22 @@ def running_past(
     raise AssertionError(f"job never passed step {step}: {job}\n{logs()[-3000:]}")
 
 
+def long_job_running_past(
+    server: Server, c: httpx.Client, seed: int, step: int
+) -> tuple[dict, Future[dict[str, torch.Tensor]], dict]:
+    """A LONG_RUN job, its uninterrupted reference training in a thread, and the job once it
+    runs past ``step`` with a checkpoint."""
+    job = create(c, {**LONG_RUN, "seed": seed})
+    reference = ThreadPoolExecutor(1).submit(reference_generator, job["config"])
+    return job, reference, running_past(c, job["id"], step, server.log)
+
+
 def test_a_killed_worker_is_replaced_and_its_job_resumes_exactly(
     make_server: Callable[..., Server], wait_state: Callable[..., dict]
 ) -> None:
     server = make_server(max_concurrent_jobs="1", lease_seconds="2")
-    pool = ThreadPoolExecutor(1)
     with server.client() as c:
-        job = create(c, {**LONG_RUN, "seed": 31})
-        reference = pool.submit(reference_generator, job["config"])
-        seen = running_past(c, job["id"], 1000, server.log)
+        job, reference, seen = long_job_running_past(server, c, 31, 1000)
         os.kill(worker_pid(seen), signal.SIGKILL)
         done = wait_state(c, job["id"], FINAL, timeout=90)
         assert worker_pid(done) != worker_pid(seen), "the job must run on a new process"
@@ -87,11 +92,8 @@ def test_a_hung_worker_is_killed_replaced_and_its_job_recovered(
     make_server: Callable[..., Server], wait_state: Callable[..., dict]
 ) -> None:
     server = make_server(max_concurrent_jobs="1", lease_seconds="2")
-    pool = ThreadPoolExecutor(1)
     with server.client() as c:
-        job = create(c, {**LONG_RUN, "seed": 32})
-        reference = pool.submit(reference_generator, job["config"])
-        seen = running_past(c, job["id"], 600, server.log)
+        job, reference, seen = long_job_running_past(server, c, 32, 600)
         hung = worker_pid(seen)
         os.kill(hung, signal.SIGSTOP)  # alive but silent: only its missing heartbeat tells
         try:
