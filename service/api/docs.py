@@ -19,25 +19,26 @@ def install_docs(app: FastAPI) -> None:
     app.mount(VENDOR_URL, StaticFiles(directory=VENDOR_DIR), name="vendor")
     favicon = f"{VENDOR_URL}/swagger-ui/favicon-32x32.png"
 
+    def page(name: str) -> dict[str, str]:
+        return {"openapi_url": app.openapi_url or "/openapi.json", "title": f"{app.title} - {name}"}
+
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
+        # Swagger UI's default sends the document to validator.swagger.io for a badge.
         return get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json",
-            title=f"{app.title} - Swagger UI",
+            **page("Swagger UI"),
             swagger_js_url=f"{VENDOR_URL}/swagger-ui/swagger-ui-bundle.js",
             swagger_css_url=f"{VENDOR_URL}/swagger-ui/swagger-ui.css",
             swagger_favicon_url=favicon,
-            # Swagger UI's default sends the document to validator.swagger.io for a badge.
             swagger_ui_parameters={"validatorUrl": None},
         )
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc() -> HTMLResponse:
+        # Fonts from Google would be the one request leaving the machine.
         return get_redoc_html(
-            openapi_url=app.openapi_url or "/openapi.json",
-            title=f"{app.title} - ReDoc",
+            **page("ReDoc"),
             redoc_js_url=f"{VENDOR_URL}/redoc/redoc.standalone.js",
             redoc_favicon_url=favicon,
-            # Fonts from Google would be the one request leaving the machine.
             with_google_fonts=False,
         )
