@@ -17,26 +17,25 @@ from typing import Any
 import httpx
 import pytest
 
-from curvegan import (
-    AsyncClient,
-    Client,
+from curvegan import AsyncClient, Client, Event, Job, RetryPolicy
+from curvegan.errors import (
     ConflictError,
     CurveganError,
-    Event,
-    Job,
     NotFoundError,
-    RetryPolicy,
+    UnavailableError,
+    UsageError,
+    ValidationError,
+)
+from curvegan.models import (
+    LossMetrics,
+    Quality,
     Sweep,
     SweepBest,
     SweepCounts,
     SweepList,
     SweepMember,
     SweepSummary,
-    UnavailableError,
-    UsageError,
-    ValidationError,
 )
-from curvegan.models import LossMetrics, Quality
 from tests.conftest import Server, free_port
 
 BASE = {"steps": 200, "log_every": 100}

@@ -11,17 +11,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from service.domain import (
-    FINAL_STATES,
-    METRIC_FIELDS,
-    TRANSITIONS,
-    CheckpointRecord,
-    JobRecord,
-    JobState,
-    Lease,
-    Requests,
-)
-from service.domain.states import IllegalTransition
+from service.domain import CheckpointRecord, JobRecord, JobState, Lease, Requests
+from service.domain.records import METRIC_FIELDS
+from service.domain.states import FINAL_STATES, TRANSITIONS, IllegalTransition
 from service.store import (
     CheckpointInUse,
     IdempotencyConflict,
