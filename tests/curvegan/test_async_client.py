@@ -12,22 +12,9 @@ from typing import Any
 import httpx
 import numpy as np
 
-from curvegan import (
-    ApiError,
-    AsyncClient,
-    Checkpoint,
-    ConflictError,
-    CurveganError,
-    Event,
-    Job,
-    MetricRow,
-    NotFoundError,
-    RetryPolicy,
-    Samples,
-    UnavailableError,
-    UsageError,
-    ValidationError,
-)
+from curvegan import AsyncClient, RetryPolicy
+from curvegan import errors as client_errors
+from curvegan.models import Checkpoint, Event, Job, MetricRow, Samples
 from tests.conftest import Server, free_port
 from tests.curvegan.conftest import LONG, TINY
 
@@ -112,7 +99,7 @@ def test_async_create_wait_sample_and_checkpoints(shared_server: Server) -> None
     meta, up = r["meta"], r["up"]
     assert isinstance(meta, Checkpoint) and hashlib.sha256(r["data"]).hexdigest() == meta.sha256
     assert isinstance(up, Checkpoint) and up.source == "upload" and up.sha256 == meta.sha256
-    assert isinstance(r["gone"], NotFoundError)
+    assert isinstance(r["gone"], client_errors.NotFoundError)
 
 
 async def _raises(awaitable: Awaitable[Any]) -> BaseException | None:
@@ -146,16 +133,16 @@ def test_async_errors_timeout_and_cancel(shared_server: Server) -> None:
             return out
 
     r = asyncio.run(flow())
-    assert isinstance(r["not_found"], NotFoundError) and r["not_found"].status == 404
-    assert isinstance(r["ck_not_found"], NotFoundError)
-    assert isinstance(r["events_not_found"], NotFoundError)
+    assert isinstance(r["not_found"], client_errors.NotFoundError) and r["not_found"].status == 404
+    assert isinstance(r["ck_not_found"], client_errors.NotFoundError)
+    assert isinstance(r["events_not_found"], client_errors.NotFoundError)
     invalid = r["invalid"]
-    assert isinstance(invalid, ValidationError) and invalid.field == "config.steps"
+    assert isinstance(invalid, client_errors.ValidationError) and invalid.field == "config.steps"
     assert "[1, 10000000]" in invalid.message
     assert isinstance(r["timeout"], TimeoutError) and r["timeout_s"] < 5.0
     assert r["cancelled"].state == "cancelled"
-    assert isinstance(r["conflict"], ConflictError) and r["conflict"].status == 409
-    assert isinstance(r["deleted"], NotFoundError)
+    assert isinstance(r["conflict"], client_errors.ConflictError) and r["conflict"].status == 409
+    assert isinstance(r["deleted"], client_errors.NotFoundError)
 
 
 async def _drain(events: Any) -> list[Event]:
@@ -189,7 +176,9 @@ def test_async_usage_errors_before_any_request(shared_server: Server) -> None:
             return errors, before
 
     errors, seen = asyncio.run(flow())
-    wrong = {name: repr(e) for name, e in errors.items() if not isinstance(e, UsageError)}
+    wrong = {
+        name: repr(e) for name, e in errors.items() if not isinstance(e, client_errors.UsageError)
+    }
     assert wrong == {}
     assert seen == []
 
@@ -209,6 +198,8 @@ def test_async_unreachable_server_is_unavailable() -> None:
 
     r = asyncio.run(flow())
     for name in ("get", "create", "wait"):
-        assert isinstance(r[name], UnavailableError), (name, r[name])
-        assert isinstance(r[name], CurveganError) and not isinstance(r[name], ApiError)
+        assert isinstance(r[name], client_errors.UnavailableError), (name, r[name])
+        assert isinstance(r[name], client_errors.CurveganError) and not isinstance(
+            r[name], client_errors.ApiError
+        )
     assert r["health"] is False
