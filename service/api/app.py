@@ -23,6 +23,7 @@ from .dashboard import install_dashboard
 from .deps import Services, require_api_key
 from .docs import install_docs
 from .errors import install_error_handlers
+from .headers import SecurityHeaders
 from .limits import BodyLimit, RequestGate
 from .openapi import honest_openapi, operation_id
 from .routes import checkpoints, jobs, ops, sweeps
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         },
     )
+    app.add_middleware(SecurityHeaders)
     # Outermost, so requests the gate refuses are counted too.
     app.add_middleware(TelemetryMiddleware, telemetry=telemetry)
     honest_openapi(app, settings)
