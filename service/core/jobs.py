@@ -14,6 +14,7 @@ from ..domain import CheckpointRecord, Conflict, Invalid, JobRecord, JobState, N
 from ..domain.commands import (
     CreateJob,
     check_idempotency_key,
+    no_preset_in,
     preset_of,
     request_hash,
     with_seed,
@@ -80,8 +81,7 @@ class JobService:
             except ConfigError as exc:
                 raise _config_error(exc) from None
             return config, 0
-        if "preset" in requested:
-            raise Invalid("config.preset", "a preset is named beside config, not in it")
+        no_preset_in(requested)
         if cmd.preset is not None:
             raise Invalid("preset", "cannot be given with resume_from: the job keeps its recipe")
         ckpt = self.store.get_checkpoint(cmd.resume_from)

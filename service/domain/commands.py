@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gan_engine.config import DEFAULT_PRESET, PRESETS, TrainConfig
+from gan_engine.config import ConfigError, TrainConfig, resolve_preset
 
 from .errors import Invalid
 from .sweeps import DEFAULT_BEST_BY
@@ -55,14 +55,19 @@ def check_idempotency_key(key: str | None) -> None:
         raise Invalid("Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters long")
 
 
-def preset_of(preset: str | None, config: Mapping[str, Any] | None) -> str:
-    """The recipe a creation starts from: named beside the config, never in it."""
+def no_preset_in(config: Mapping[str, Any] | None) -> None:
     if config and "preset" in config:
         raise Invalid("config.preset", "a preset is named beside config, not in it")
-    name = DEFAULT_PRESET if preset is None else preset
-    if name not in PRESETS:
-        raise Invalid("preset", f"must be one of {', '.join(PRESETS)}; got {name!r}")
-    return name
+
+
+def preset_of(preset: str | None, config: Mapping[str, Any] | None) -> str:
+    """The recipe a creation starts from (the engine's default for None): named beside the
+    config, never in it."""
+    no_preset_in(config)
+    try:
+        return resolve_preset(preset)
+    except ConfigError as exc:
+        raise Invalid(exc.field, exc.message) from None
 
 
 def request_hash(key: str | None, meaning: Mapping[str, Any]) -> str | None:
