@@ -28,8 +28,13 @@ _DIGITS = re.compile(r"[0-9]{1,20}")
 
 
 def key_matches(authorization: str | None, key: str) -> bool:
+    """The key is compared as the bytes that came in, in constant time. ASGI servers decode a
+    header as latin-1, so encoding it back gives those bytes; a key is set (and sent, by the
+    client and the dashboard) as UTF-8, so "clé" is the bytes c3 a9 on both sides."""
     scheme, _, token = (authorization or "").partition(" ")
-    return scheme.lower() == "bearer" and secrets.compare_digest(token.encode(), key.encode())
+    return scheme.lower() == "bearer" and secrets.compare_digest(
+        token.encode("latin-1", "replace"), key.encode("utf-8")
+    )
 
 
 def unauthorized() -> Unauthorized:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from curvegan import Client
 from tests.conftest import AppClient
 from tests.helpers import assert_error
 
@@ -166,6 +167,30 @@ def test_api_key(make_app_client: Callable[..., AppClient]) -> None:
     assert c.get("/healthz").status_code == 200
     ready = c.get("/readyz")
     assert ready.status_code == 503 and ready.json()["checks"]["store"] is True, ready.text
+
+
+UTF8_KEY = "clé-🔑"
+
+
+def test_a_utf8_key_is_compared_as_its_utf8_bytes(
+    make_app_client: Callable[..., AppClient],
+) -> None:
+    """The server decodes a header as latin-1; the key is compared as the bytes that came in,
+    so the key's UTF-8 bytes pass and any other spelling of it is refused."""
+    c = make_app_client(api_key=UTF8_KEY, workers=False)
+    ok = c.get("/v1/jobs", headers={"Authorization": b"Bearer " + UTF8_KEY.encode()})
+    assert ok.status_code == 200, ok.text
+    for token in (
+        "clé-".encode("latin-1"),  # the same text in another encoding
+        UTF8_KEY.encode()[:-1],
+        UTF8_KEY.encode() + b"\x00",
+        UTF8_KEY.encode("utf-16-le"),
+    ):
+        refused = c.get("/v1/jobs", headers={"Authorization": b"Bearer " + token})
+        assert_error(refused, 401, "unauthorized")
+    # The Python client sends the key it is given as UTF-8.
+    with Client("http://test", api_key=UTF8_KEY, http=c) as client:
+        assert client.list_jobs().total == 0
 
 
 def test_no_api_key_means_open(mc: httpx.Client) -> None:

@@ -8,7 +8,10 @@ missing and runs as root (scripts/ensure_chromium.sh).
 
 Every page is opened through ``open_page``: only requests to 127.0.0.1/localhost go through,
 every other one is aborted and recorded, and the test fails at teardown if there was any, or
-any console error or uncaught page error it did not declare (``PageGuard``, harness.py).
+any console error or uncaught page error it did not declare, or any Content-Security-Policy
+violation at all (``PageGuard``, harness.py). No page allows eval: give
+``page.wait_for_function`` a function (``"() => ..."``), never a bare expression, which
+Playwright polls with eval in the page.
 """
 
 from __future__ import annotations
@@ -131,8 +134,8 @@ def open_page(browser: Browser) -> Iterator[PageOpener]:
     ``open_page.guard(page).expect_console_error(failed_fetch(401, "/v1/jobs"))``.
 
     At teardown every context is closed and the test fails listing any request that left
-    localhost, any undeclared console error, any page error, and any declared console error
-    that never came."""
+    localhost, any undeclared console error, any page error, any CSP violation, and any
+    declared console error that never came."""
     opener = PageOpener(browser)
     yield opener
     opener.close_and_check()

@@ -1,6 +1,7 @@
 """What the browser fixtures (conftest.py) are made of: finding Debian's chromium, the launch
 flags that keep it off the network, and ``PageGuard``, which lets a page reach only this
-machine and records everything else it tried, its console errors and its uncaught errors.
+machine and records everything else it tried, its console errors, its uncaught errors and every
+Content-Security-Policy violation.
 
 Kept out of conftest.py so that tests can import ``PageGuard``, ``guarded_context`` and
 ``failed_fetch`` (a test of the guard itself drives it without the fixture's teardown).
@@ -45,6 +46,17 @@ VIEWPORT = {"width": 1280, "height": 860}
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # Never leave the browser: inline data, object URLs, the blank page.
 LOCAL_SCHEMES = frozenset({"data", "blob", "about"})
+# Runs in every page and frame before the page's own scripts: each violation is reported to
+# the guard as it happens, through a binding (the page's CSP does not apply to it), so a test
+# fails on any by its directive, whatever the console said about it or was allowed to say.
+CSP_BINDING = "__curveganCspViolation"
+CSP_LISTENER = f"""
+document.addEventListener("securitypolicyviolation", (e) => {{
+  const sample = e.sample ? ` (${{e.sample}})` : "";
+  window.{CSP_BINDING}(`${{e.effectiveDirective}} refused ${{e.blockedURI || "inline"}}`
+    + ` at ${{e.sourceFile || e.documentURI}}:${{e.lineNumber}}${{sample}}`);
+}}, true);
+"""
 
 
 def require_browser_tools(reason: str) -> None:
@@ -89,7 +101,9 @@ def failed_fetch(status: int, path: str) -> re.Pattern[str]:
 class PageGuard:
     """One browser context's record: ``external`` (every request that would have left this
     machine, aborted), ``console_errors`` (console messages of type "error", as
-    ``"<text> [<source url>]"``) and ``page_errors`` (uncaught exceptions and rejections).
+    ``"<text> [<source url>]"``), ``page_errors`` (uncaught exceptions and rejections) and
+    ``csp_violations`` (every ``securitypolicyviolation`` event, as ``"<directive> refused
+    <what> at <source>:<line>"``: none is ever allowed).
 
     ``expect_console_error(pattern)`` allows the console errors ``pattern`` matches (``re``
     search) and requires at least one: a test of a 401 or 422 flow names exactly the failed
@@ -103,6 +117,7 @@ class PageGuard:
     external: list[str] = field(default_factory=list)
     console_errors: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
+    csp_violations: list[str] = field(default_factory=list)
     expected: list[re.Pattern[str]] = field(default_factory=list)
     met: set[str] = field(default_factory=set)
 
@@ -126,6 +141,9 @@ class PageGuard:
         err = error.error
         self.page_errors.append(f"{err.name or 'Error'}: {err.message}")
 
+    def on_csp_violation(self, description: str) -> None:
+        self.csp_violations.append(description)
+
     def _unmet(self) -> list[re.Pattern[str]]:
         return [
             p
@@ -141,6 +159,7 @@ class PageGuard:
             if not any(p.search(e) for p in self.expected)
         ]
         found += [f"page error: {e}" for e in self.page_errors]
+        found += [f"CSP violation: {v}" for v in self.csp_violations]
         found += [f"expected console error never logged: /{p.pattern}/" for p in self._unmet()]
         return found
 
@@ -151,20 +170,24 @@ class PageGuard:
         self.external.clear()
         self.console_errors.clear()
         self.page_errors.clear()
+        self.csp_violations.clear()
         assert not problems, "the browser saw:\n  " + "\n  ".join(problems)
 
 
 def guarded_context(
     browser: Browser, base_url: str | None = None, *, api_key: str | None = None
 ) -> tuple[BrowserContext, PageGuard]:
-    """A fresh context (1280x860) whose every page is watched by a new ``PageGuard``; with
-    ``api_key``, every request carries ``Authorization: Bearer <key>``."""
+    """A fresh context (1280x860) whose every page is watched by a new ``PageGuard`` (its
+    requests, console, errors and CSP violations); with ``api_key``, every request carries
+    ``Authorization: Bearer <key>``."""
     headers = {"Authorization": f"Bearer {api_key}"} if api_key is not None else None
     context = browser.new_context(base_url=base_url, viewport=VIEWPORT, extra_http_headers=headers)
     guard = PageGuard()
     context.route("**/*", guard.route)
     context.on("console", guard.on_console)
     context.on("weberror", guard.on_web_error)
+    context.expose_function(CSP_BINDING, guard.on_csp_violation)
+    context.add_init_script(CSP_LISTENER)
     return context, guard
 
 

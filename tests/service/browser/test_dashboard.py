@@ -1,7 +1,9 @@
 """The dashboard at / in a real browser against a real server (no API key): start a job from
 the form and watch it train, a 422 shown by its field, cancel and save-checkpoint, sampling a
-checkpoint, download and upload, a sweep's members. The fixtures fail a test on any console
-error it did not declare and on any request that leaves localhost."""
+checkpoint, download and upload, a sweep's members, a refused sample and values that are not
+finite, streams cut or dropped. The fixtures fail a test on any console error it did not
+declare, on any request that leaves localhost, and on any CSP violation (so every page here
+is shown to work under its Content-Security-Policy)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from tests.helpers import Server, wait_for_state
+from tests.helpers import Server, tiny_checkpoint_bytes, wait_for_state
 from tests.service.browser.harness import failed_fetch
 
 # Fast jobs: the `fast` preset lands in the band within ~1 000 steps and runs ~1 000
@@ -82,7 +84,7 @@ def test_start_job_from_form_and_watch_it_train(
     job_id = page.url.rsplit("/", 1)[-1]
 
     # Watch it train: the history and the figure grow while the job runs.
-    page.wait_for_function("Number(document.querySelector('#chart-d')?.dataset.points) > 0")
+    page.wait_for_function("() => Number(document.querySelector('#chart-d')?.dataset.points) > 0")
     seen_points, seen_steps = (
         [points(page)],
         [int(page.get_attribute("#job-figure", "data-step") or 0)],
@@ -95,7 +97,7 @@ def test_start_job_from_form_and_watch_it_train(
         seen_steps.append(int(page.get_attribute("#job-figure", "data-step") or 0))
     page.wait_for_selector("#view[data-stream=ended]", state="attached")
     page.wait_for_function(
-        "document.querySelector('#job-figure').dataset.step == "
+        "() => document.querySelector('#job-figure').dataset.step == "
         f"{LIVE_JOB['steps']} && document.querySelector('#chart-d').dataset.points == "
         f"{LIVE_JOB['steps'] // LIVE_JOB['log_every']}"
     )
@@ -270,7 +272,7 @@ def test_stream_reconnects_after_a_drop_with_last_event_id(
     assert seen[1]["last-event-id"] == str(rows[9]["step"])
     assert points(page) == 20
     assert page.get_attribute("#view", "data-state") == "succeeded"
-    page.wait_for_function("document.querySelector('#job-figure').dataset.step == 400")
+    page.wait_for_function("() => document.querySelector('#job-figure').dataset.step == 400")
 
 
 def test_final_job_without_curves_draws_from_its_checkpoint(
@@ -334,7 +336,7 @@ def test_history_pages_of_ten_thousand_rows(open_page: Any, browser_server: Serv
     started = time.monotonic()
     page.goto(f"{browser_server.url}/#/jobs/{job['id']}")
     page.wait_for_selector("#view[data-stream=ended]", state="attached")
-    page.wait_for_function("document.querySelector('#chart-d').dataset.points == 10500")
+    page.wait_for_function("() => document.querySelector('#chart-d').dataset.points == 10500")
     elapsed = time.monotonic() - started
     assert asked == [
         "since_step=0&limit=10000",
@@ -345,3 +347,115 @@ def test_history_pages_of_ten_thousand_rows(open_page: Any, browser_server: Serv
     assert in_band_share(curves_drawn(page, "#job-figure")) == 1.0
     assert canvas_ink(page, "#chart-quality") > 500
     assert elapsed < 10, f"10 500 rows took {elapsed:.1f} s to draw"
+
+
+def uploaded_checkpoint(client: httpx.Client) -> str:
+    """A checkpoint of a short run trained in this process, uploaded: no job queued."""
+    r = client.post(
+        "/v1/checkpoints",
+        content=tiny_checkpoint_bytes(),
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def test_a_refused_sample_is_written_on_the_figures(open_page: Any, browser_server: Server) -> None:
+    """Sampling a generator whose curves are not finite answers 422 non_finite_output: the
+    checkpoint page writes the server's message on both figures, and throws nothing. The 422
+    is the error contract's (service/api/errors.py), served through page.route."""
+    with browser_server.client() as client:
+        ck_id = uploaded_checkpoint(client)
+    message = "the generator's curves are not finite (inf at 3 of 15 points): sample refused"
+    refusal = {"error": "non_finite_output", "message": message, "field": None}
+    page = open_page(browser_server.url)
+    guard = open_page.guard(page)
+    guard.expect_console_error(failed_fetch(422, f"/v1/checkpoints/{ck_id}/samples"))
+    page.route("**/v1/checkpoints/*/samples", lambda route: route.fulfill(status=422, json=refusal))
+    page.goto(f"{browser_server.url}/#/checkpoints/{ck_id}")
+    page.wait_for_selector("#ck-hist[data-error]", state="attached")
+    for figure in ("#ck-figure", "#ck-hist"):
+        assert page.get_attribute(figure, "data-error") == message
+        lines = page.locator(f"{figure} text.message tspan").all_text_contents()
+        assert " ".join(lines) == message and len(lines) == 2, lines  # wrapped to fit
+        assert page.locator(f"{figure} path.curve, {figure} rect.bar").count() == 0
+    assert page.get_attribute("#view", "data-drawn") is None
+    assert page.get_attribute("#notice", "data-kind") == "error"
+    assert page.text_content("#notice") == message
+
+
+def test_values_that_are_not_finite_are_never_drawn(open_page: Any, browser_server: Server) -> None:
+    """A sample whose curves hold nulls (JSON's NaN and infinities), as an older server could
+    answer: each curve's line breaks around them, the histogram counts only curves whose fit
+    is finite, and nothing throws. The nulls are put into a real sample through page.route."""
+    with browser_server.client() as client:
+        ck_id = uploaded_checkpoint(client)
+    holes = {(0, 0), (0, 7), (3, 14), (5, 2), (5, 3)}  # (curve, point)
+    page = open_page(browser_server.url)
+
+    def with_nulls(route: Any) -> None:
+        sample = route.fetch().json()
+        for i, j in holes:
+            sample["curves"][i][j] = None
+        route.fulfill(json=sample)
+
+    page.route("**/v1/checkpoints/*/samples", with_nulls)
+    page.goto(f"{browser_server.url}/#/checkpoints/{ck_id}")
+    page.wait_for_selector("#view[data-drawn='200']", state="attached")
+    assert page.get_attribute("#ck-figure", "data-skipped") == str(len(holes))
+    assert page.get_attribute("#ck-figure", "data-error") is None
+    paths = page.eval_on_selector_all(
+        "#ck-figure path.curve", "ps => ps.map(p => p.getAttribute('d'))"
+    )
+    assert len(paths) == 200
+    assert not [d for d in paths if "NaN" in d or "Infinity" in d]
+    # A gap starts the line again: curve 0 loses its first point, and 7 splits it in two.
+    assert paths[0].count("M") == 2 and paths[3].count("M") == 1 and paths[5].count("M") == 2
+    assert page.get_attribute("#ck-hist", "data-n") == str(200 - 3)  # curves 0, 3, 5: no fit
+
+
+def test_a_dropped_stream_reconnects_with_last_event_id(
+    open_page: Any, browser_server: Server
+) -> None:
+    """A server drops a reader that fell behind with a final `dropped` frame. The page takes it
+    as a cut stream even while the connection stays open: it reconnects with Last-Event-ID and
+    gets the rest from the server, each row once. The first stream (rows 5 to 10 of a finished
+    job replayed as running, then `dropped`, then nothing, never closed) is made in the page by
+    wrapping fetch, since a route can only answer a whole body."""
+    with browser_server.client() as client:
+        job = finished_job(client, steps=400)
+        rows = client.get(f"/v1/jobs/{job['id']}/metrics").json()["items"]
+    assert len(rows) == 20
+    running = {**job, "state": "running", "finished_at": None}
+    frames = f"event: state\ndata: {json.dumps(running)}\n\n"
+    frames += "".join(
+        f"id: {r['step']}\nevent: metrics\ndata: {json.dumps({**r, 'state': 'running'})}\n\n"
+        for r in rows[4:10]
+    )
+    dropped = {"reason": "the reader fell behind", "last_event_id": rows[9]["step"]}
+    frames += f"event: dropped\ndata: {json.dumps(dropped)}\n\n"
+    page = open_page(browser_server.url)
+    page.route("**/v1/jobs/*/metrics?*", lambda route: route.fulfill(json={"items": rows[:5]}))
+    page.evaluate(
+        """frames => {
+            const real = window.fetch;
+            window.eventCalls = [];
+            window.fetch = (input, init) => {
+                if (!String(input).includes('/events?')) return real(input, init);
+                window.eventCalls.push(new Headers(init?.headers).get('Last-Event-ID'));
+                if (window.eventCalls.length > 1) return real(input, init);
+                const body = new ReadableStream({
+                    start(c) { c.enqueue(new TextEncoder().encode(frames)); },  // never closed
+                });
+                return Promise.resolve(new Response(body, {
+                    headers: { 'Content-Type': 'text/event-stream' } }));
+            };
+        }""",
+        frames,
+    )
+    page.goto(f"{browser_server.url}/#/jobs/{job['id']}")  # same document: fetch stays wrapped
+    page.wait_for_selector("#view[data-stream=ended]", state="attached")
+    assert page.evaluate("window.eventCalls") == [None, str(rows[9]["step"])]
+    assert points(page) == 20
+    assert page.get_attribute("#view", "data-state") == "succeeded"
+    page.wait_for_function("() => document.querySelector('#job-figure').dataset.step == 400")

@@ -1,14 +1,15 @@
 """The dashboard against a server with CURVEGAN_API_KEY: the page itself loads without the key,
 asks for it once when /v1 answers 401 (a refused key asks again), keeps it in sessionStorage
 and sends it as a header on every call, the event stream (read with fetch) and the checkpoint
-download included: the key never goes into a URL."""
+download included: the key never goes into a URL. A key in UTF-8 goes as its bytes."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from tests.conftest import ServerPool
 from tests.helpers import wait_for_state
-from tests.service.browser.conftest import KeyedServer
+from tests.service.browser.conftest import DEFAULT_BROWSER_SERVER_ENV, KeyedServer
 from tests.service.browser.harness import failed_fetch
 from tests.service.browser.test_dashboard import curves_drawn, in_band_share, points
 
@@ -75,3 +76,25 @@ def test_key_dialog_then_live_job_and_download(
 
     assert not [u for u in requests if server.api_key in u], "the key went into a URL"
     assert any("/events?" in u for u in requests)
+
+
+UTF8_KEY = "clé-🔑"
+
+
+def test_a_utf8_key_is_sent_as_its_bytes(open_page: Any, server_pool: ServerPool) -> None:
+    """fetch() refuses a header with a character above U+00FF: the page sends the key's UTF-8
+    bytes, which a server whose CURVEGAN_API_KEY is that key accepts."""
+    server = server_pool.get({**DEFAULT_BROWSER_SERVER_ENV, "CURVEGAN_API_KEY": UTF8_KEY})
+    sent: list[str] = []  # Playwright reads header bytes as UTF-8
+    page = open_page(server.url)
+    page.on("request", lambda r: "/v1/" in r.url and sent.append(r.headers.get("authorization")))
+    open_page.guard(page).expect_console_error(failed_fetch(401, "/v1/jobs"))
+    page.locator("#key-dialog").wait_for()
+    page.fill("#key-input", UTF8_KEY)
+    page.click("#key-submit")
+    # Either the list loads, or the dialog opens again saying the key was refused.
+    page.wait_for_selector("#view[data-loaded=true], #key-reason:has-text('refused')")
+    assert not page.locator("#key-dialog").is_visible(), "the server refused the UTF-8 key"
+    assert page.get_attribute("#view", "data-view") == "jobs"
+    assert page.evaluate("sessionStorage.getItem('curvegan.apiKey')") == UTF8_KEY
+    assert f"Bearer {UTF8_KEY}" in sent, sent

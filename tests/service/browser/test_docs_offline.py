@@ -1,8 +1,9 @@
 """/docs (Swagger UI) and /redoc in real headless Chromium with the network cut off: every
 request that is not to this machine is aborted (and fails the test), and each page renders
-every operation of /openapi.json with no console error, on a server with an API key set (the
-docs stay open, the browser has no key). Also: the guard itself sees a page reaching off the machine, and a declared
-401 is allowed while an undeclared one, or one that never came, is not."""
+every operation of /openapi.json with no console error and no CSP violation, on a server with
+an API key set (the docs stay open, the browser has no key). Also: the guard itself sees a page
+reaching off the machine and any CSP violation, and a declared 401 is allowed while an
+undeclared one, or one that never came, is not."""
 
 from __future__ import annotations
 
@@ -17,10 +18,23 @@ from tests.service.browser.conftest import KeyedServer, PageOpener
 from tests.service.browser.harness import failed_fetch, guarded_context
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser
+    from playwright.sync_api import Browser, BrowserContext, Page
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 RENDER_TIMEOUT_MS = 20_000
+# Every page of the server has a CSP (tests/api/test_headers.py) that would stop a probe before
+# the guard's router sees it: the guard's own tests run on a page with none, at the server's
+# origin, so that relative fetches still reach the server.
+BARE_PAGE = "/__bare_test_page"
+
+
+def bare_page(context: BrowserContext) -> Page:
+    page = context.new_page()
+    page.route(
+        f"**{BARE_PAGE}", lambda r: r.fulfill(content_type="text/html", body="<!doctype html>")
+    )
+    page.goto(BARE_PAGE)
+    return page
 
 
 @pytest.fixture
@@ -90,8 +104,7 @@ def test_the_guard_aborts_and_records_requests_that_leave_localhost(
 ) -> None:
     context, guard = guarded_context(browser, keyed_browser_server.url)
     try:
-        page = context.new_page()
-        page.goto("/healthz")
+        page = bare_page(context)
         local = page.evaluate("fetch('/healthz').then(r => r.status)")
         outcome = page.evaluate(
             """async () => {
@@ -124,8 +137,7 @@ def test_a_declared_401_is_allowed_and_nothing_else(
     url = keyed_browser_server.url
     context, guard = guarded_context(browser, url)
     try:
-        page = context.new_page()
-        page.goto("/healthz")  # outside /v1: open without a key
+        page = bare_page(context)
         fetch = "p => fetch(p).then(r => r.status)"
         assert page.evaluate(fetch, "/v1/jobs?limit=5") == 401
         page.wait_for_timeout(100)
@@ -151,11 +163,50 @@ def test_a_declared_401_is_allowed_and_nothing_else(
         # with the key, the same request passes and logs nothing
         keyed, keyed_guard = guarded_context(browser, url, api_key=keyed_browser_server.api_key)
         try:
-            kpage = keyed.new_page()
-            kpage.goto("/healthz")
+            kpage = bare_page(keyed)
             assert kpage.evaluate(fetch, "/v1/jobs") == 200
             keyed_guard.check()
         finally:
             keyed.close()
     finally:
         context.close()
+
+
+def test_the_guard_fails_on_any_csp_violation(
+    browser: Browser, keyed_browser_server: KeyedServer
+) -> None:
+    """On /docs (scripts from this origin and its own inline ones only), a page that runs an
+    injected inline script, loads an image from another site or sets a style attribute breaks
+    its policy: each violation is recorded by directive, and check() fails on them."""
+    context, guard = guarded_context(browser, keyed_browser_server.url)
+    try:
+        page = context.new_page()
+        page.goto("/docs")
+        page.locator(".opblock").first.wait_for(timeout=RENDER_TIMEOUT_MS)
+        assert guard.problems() == []  # the page under its own policy breaks none of it
+        ran = page.evaluate(
+            """() => {
+                const s = document.createElement('script');
+                s.textContent = 'window.injected = true';
+                document.body.append(s);
+                new Image().src = 'http://203.0.113.7/pixel.png';
+                document.body.setAttribute('style', 'color: red');
+                return window.injected === true;
+            }"""
+        )
+        # The events are dispatched as tasks after the script: wait for their reports.
+        for _ in range(100):
+            if len(guard.csp_violations) >= 3:
+                break
+            page.wait_for_timeout(50)
+    finally:
+        context.close()
+    assert ran is False
+    directives = sorted(v.split(" ")[0] for v in guard.csp_violations)
+    assert directives == ["img-src", "script-src-elem", "style-src-attr"], guard.csp_violations
+    assert any("203.0.113.7" in v for v in guard.csp_violations)
+    assert guard.external == []  # refused by the policy before any request was made
+    assert sum(p.startswith("CSP violation: ") for p in guard.problems()) == 3
+    with pytest.raises(AssertionError, match="CSP violation: script-src-elem refused inline"):
+        guard.check()
+    assert guard.problems() == []

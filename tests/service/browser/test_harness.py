@@ -81,17 +81,20 @@ def test_the_guard_lists_what_the_teardown_fails_on() -> None:
         console_errors=[LOGGED_401, "Uncaught TypeError [x.js]"],
         page_errors=["TypeError: boom"],
     )
+    guard.on_csp_violation("script-src-elem refused inline at http://127.0.0.1:4321/:1")
     guard.expect_console_error(failed_fetch(401, "/v1/jobs"))
     guard.expect_console_error(failed_fetch(422, "/v1/jobs"))
     assert guard.problems() == [
         "request left localhost (aborted): GET https://example.com/",
         "console error: Uncaught TypeError [x.js]",
         "page error: TypeError: boom",
+        "CSP violation: script-src-elem refused inline at http://127.0.0.1:4321/:1",
         f"expected console error never logged: /{failed_fetch(422, '/v1/jobs').pattern}/",
     ]
     with pytest.raises(AssertionError, match="the browser saw"):
         guard.check()
-    # started over: the 401's expectation was met, the 422's still is not
+    # started over: the 401's expectation was met, the 422's still is not (a CSP violation
+    # cannot be declared: the only way past one is a page that breaks no policy)
     assert guard.problems() == [
         f"expected console error never logged: /{failed_fetch(422, '/v1/jobs').pattern}/"
     ]

@@ -19,10 +19,15 @@ export class ApiError extends Error {
 
 export const isAbort = (e) => e?.name === "AbortError";
 
+// A header value is a ByteString: fetch() throws on a character above U+00FF ("clé" passes,
+// "🔑" does not). The key goes as its UTF-8 bytes, one character per byte, which the server
+// compares with its key's UTF-8 bytes.
+const utf8Bytes = (text) => String.fromCharCode(...new TextEncoder().encode(text));
+
 function authHeaders(extra) {
   const headers = new Headers(extra);
   const key = sessionStorage.getItem(KEY_STORE);
-  if (key) headers.set("Authorization", `Bearer ${key}`);
+  if (key) headers.set("Authorization", `Bearer ${utf8Bytes(key)}`);
   return headers;
 }
 
@@ -91,6 +96,9 @@ export const postJson = async (path, json, opts) =>
 // header. onEvent(name, data, id) is called per frame; the stream is read again from the
 // last id after a drop, until done() says the last frame seen was final, the server answers
 // 404 (deleted), or signal aborts. A closed stream after a final frame is the normal end.
+// A `dropped` frame (the server let go of a reader that fell behind) is a drop too: reading
+// stops there, whether or not the connection closes, and the stream is opened again from the
+// last id this page got (its own count, not the frame's: that is what it has drawn).
 export async function followEvents(path, { onEvent, done, signal, query = {} }) {
   let lastId = null;
   let delay = 500;
@@ -117,7 +125,7 @@ export async function followEvents(path, { onEvent, done, signal, query = {} }) 
   }
 }
 
-// Parses frames as they arrive, until the server closes the stream.
+// Parses frames as they arrive, until the server closes the stream or sends `dropped`.
 async function readFrames(stream, onEvent, signal) {
   const reader = stream.getReader();
   const decoder = new TextDecoder();
@@ -137,6 +145,10 @@ async function readFrames(stream, onEvent, signal) {
         if (line === "") {
           if (frame.data.length) {
             onEvent(frame.event, JSON.parse(frame.data.join("\n")), frame.id);
+          }
+          if (frame.event === "dropped") {
+            await abort();
+            return;
           }
           frame = { event: "message", data: [], id: null };
         } else if (!line.startsWith(":")) { // ":" lines are keep-alives

@@ -3,7 +3,7 @@
 
 import { getJson, postJson, request } from "./api.js";
 import { drawFigure, drawHistogram, fitA } from "./svg.js";
-import { attempt, bytes, h, notify, num, svgEl, when } from "./ui.js";
+import { attempt, bytes, drawOrExplain, h, notify, num, svgEl, when } from "./ui.js";
 
 // The file comes through fetch() (so the Authorization header goes with it) and is saved
 // from an object URL: a plain link would carry no key.
@@ -90,6 +90,7 @@ export function checkpointView(root, signal, id) {
 
   let ck = null;
   async function draw() {
+    delete root.dataset.drawn;
     const body = { n: Number(n.value), seed: Number(seed.value) };
     const s = await postJson(`/v1/checkpoints/${id}/samples`, body, { signal });
     const m = ck?.metrics || {};
@@ -98,13 +99,15 @@ export function checkpointView(root, signal, id) {
     drawHistogram(hist, s.curves.map((ys) => fitA(ys, s.x)));
     root.dataset.drawn = String(s.curves.length);
   }
-  form.addEventListener("submit", (e) => { e.preventDefault(); attempt(draw); });
+  // A refused sample (its curves not finite, say) is written on both figures.
+  const drawn = () => drawOrExplain([figure, hist], draw);
+  form.addEventListener("submit", (e) => { e.preventDefault(); drawn(); });
   attempt(async () => {
     ck = await getJson(`/v1/checkpoints/${id}`, { signal });
     const q = ck.quality || {};
     facts.replaceChildren(...[["job", ck.job_id || ck.source], ["step", ck.step],
       ["in band", num(q.in_band)], ["W1(a)", num(q.w1_a)], ["size", bytes(ck.size_bytes)],
       ["sha256", ck.sha256.slice(0, 16) + "…"]].flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]));
-    await draw();
+    await drawn();
   });
 }

@@ -7,7 +7,9 @@ import { followEvents, getJson, postJson } from "./api.js";
 import { History } from "./history.js";
 import { jobActions } from "./jobs.js";
 import { drawFigure } from "./svg.js";
-import { FINAL, attempt, bytes, h, notify, num, progressBar, stateBadge, svgEl, when } from "./ui.js";
+import {
+  FINAL, attempt, bytes, drawOrExplain, h, notify, num, progressBar, stateBadge, svgEl, when,
+} from "./ui.js";
 
 const PAGE = 10_000; // the most rows GET .../metrics returns per page here
 
@@ -149,7 +151,7 @@ export function jobView(root, signal, id) {
       },
     });
     root.dataset.stream = "ended";
-    if (!signal.aborted) await sampleFallback();
+    if (!signal.aborted) await drawOrExplain([figure], sampleFallback);
   });
 
   // The benchmark and tests drive the page's own update path through this.

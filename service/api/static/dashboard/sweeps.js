@@ -3,7 +3,7 @@
 
 import { followEvents, getJson, postJson } from "./api.js";
 import { drawFigure, drawScatter } from "./svg.js";
-import { FINAL, attempt, h, num, progressBar, stateBadge, svgEl, when } from "./ui.js";
+import { FINAL, attempt, drawOrExplain, h, num, progressBar, stateBadge, svgEl, when } from "./ui.js";
 
 const METRICS = ["w1_a", "in_band", "resid", "d_accuracy", "d_score", "d_loss", "g_loss"];
 const metricOf = (member, key) => member.quality?.[key] ?? member.metrics?.[key] ?? NaN;
@@ -111,7 +111,7 @@ export function sweepView(root, signal, id) {
   async function drawBest() {
     if (!sweep.best || sampling) return;
     sampling = true;
-    await attempt(async () => {
+    await drawOrExplain([best], async () => {
       const job = await getJson(`/v1/jobs/${sweep.best.job_id}`, { signal });
       if (!job.latest_checkpoint || job.latest_checkpoint === drawnCheckpoint) return;
       const s = await postJson(`/v1/jobs/${job.id}/samples`, { n: 8, seed: 0 }, { signal });

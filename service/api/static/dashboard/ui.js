@@ -1,9 +1,11 @@
 // Small DOM helpers shared by the views.
 
-import { isAbort } from "./api.js";
+import { ApiError, isAbort } from "./api.js";
+import { drawMessage } from "./svg.js";
 
 // h("button", {id: "x", onclick: f}, "text", child...): an element; attributes starting with
-// "on" are listeners, "dataset" an object of data-* attributes, false/null are left out.
+// "on" are listeners, "dataset" an object of data-* attributes, false/null are left out. No
+// "style": the page's CSP refuses style attributes (set el.style.* instead).
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs || {})) {
@@ -34,10 +36,13 @@ export function stateBadge(state, id) {
 
 export function progressBar(progress, id) {
   const pct = Math.round((progress || 0) * 100);
+  const bar = h("span", { class: "bar" });
+  // Through the CSSOM: the page's CSP refuses style="..." attributes.
+  bar.style.width = `${pct}%`;
   return h(
     "span",
     { class: "progress", id, dataset: { progress: (progress || 0).toFixed(4) } },
-    h("span", { class: "bar", style: `width:${pct}%` }),
+    bar,
     h("span", { class: "pct" }, `${pct}%`),
   );
 }
@@ -60,6 +65,20 @@ export async function attempt(action) {
     return await action();
   } catch (e) {
     if (!isAbort(e)) notify(e.message || String(e), "error");
+    return undefined;
+  }
+}
+
+// Runs an action that samples and draws into the `figures`. When the server refuses the
+// sample (a 422 non_finite_output: the generator's curves are not finite; a 409: no
+// checkpoint yet), the figures say why instead of keeping an old or blank drawing.
+export async function drawOrExplain(figures, action) {
+  try {
+    return await action();
+  } catch (e) {
+    if (isAbort(e)) return undefined;
+    if (e instanceof ApiError) figures.forEach((svg) => drawMessage(svg, e.message));
+    notify(e.message || String(e), "error");
     return undefined;
   }
 }
