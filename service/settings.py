@@ -26,6 +26,14 @@ class Settings(BaseSettings):
     # latents (n_ideas of every preset) is 10.5 MB as json.dumps writes random normals and at
     # most 13.4 MB with every number a 24-character float64 repr; 16 MiB admits both.
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1)
+    # Seconds a request's body may take to arrive, from the request's start; 408 after. A
+    # 16 MiB upload over a 4 Mbit/s link takes 34 s; 60 s leaves room, and a client sending
+    # a byte now and then holds its connection for a minute, not for ever.
+    body_timeout_seconds: float = Field(60.0, gt=0, le=3600.0)
+    # Origins whose pages may write (POST, DELETE) besides this server's own, comma-separated
+    # ("https://curves.example.com"): for a proxy that rewrites Host, where a browser without
+    # Sec-Fetch-Site sends an Origin that no longer matches it.
+    allowed_origins: str = ""
     max_samples: int = Field(100_000, ge=1)
     # One worker process per running job; more than the CPU count only time-slices.
     max_concurrent_jobs: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
@@ -83,6 +91,12 @@ class Settings(BaseSettings):
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'curvegan.db'}"
+
+    @property
+    def allowed_origin_set(self) -> frozenset[str]:
+        return frozenset(
+            o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()
+        )
 
     @property
     def files_dir(self) -> Path:

@@ -96,7 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)
     install_docs(app)
     install_dashboard(app)
-    # Before any route reads a body: the key, then the body's size (intake.py).
+    # Before any route reads a body: the key, the site, then the body's size and time.
     app.add_middleware(
         RequestGate,
         api_key=settings.api_key,
@@ -106,6 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.max_upload_bytes, "CURVEGAN_MAX_UPLOAD_BYTES"
             )
         },
+        body_timeout=settings.body_timeout_seconds,
+        allowed_origins=settings.allowed_origin_set,
     )
     app.add_middleware(SecurityHeaders)
     # Outermost, so requests the gate refuses are counted too.

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 
 from ..domain import DomainError, TooManyRequests, Unauthorized
-from ..domain.errors import InsufficientStorage
+from ..domain.errors import InsufficientStorage, RequestTimeout
 from ..storage.diskfull import is_disk_full
 
 log = logging.getLogger("curvegan.errors")
@@ -66,6 +66,8 @@ STATUS: dict[str, int] = {
     "too_many_jobs": 429,
     "too_many_streams": 429,
     "unauthorized": 401,
+    "forbidden": 403,
+    "request_timeout": 408,
     "insufficient_storage": 507,
     "internal_error": 500,
 }
@@ -77,6 +79,9 @@ def domain_response(exc: DomainError) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after)}
     elif isinstance(exc, Unauthorized):
         headers = {"WWW-Authenticate": "Bearer"}
+    elif isinstance(exc, RequestTimeout):
+        # The rest of the body may still trickle in: the connection ends with the answer.
+        headers = {"Connection": "close"}
     return error_response(STATUS[exc.code], exc.code, exc.message, exc.field, headers)
 
 

@@ -1,16 +1,19 @@
-"""How a /v1 request's body comes in: the API key is checked before a byte of it is read, its
-size is bounded (by Content-Length at once, and while a chunked body streams), and JSON is
-parsed in a worker thread, so no request can make the server read, hold or parse a body it
-would refuse."""
+"""How a /v1 request's body comes in: the API key and the request's site are checked before a
+byte of it is read, its size is bounded (by Content-Length at once, and while a chunked body
+streams) and so is the time it takes to arrive, a route reads only the content types it
+documents, and JSON is parsed in a worker thread, so no request can make the server read, hold
+or parse a body it would refuse."""
 
 from __future__ import annotations
 
+import asyncio
 import email.message
 import re
 import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from fastapi import Request, Response
@@ -21,10 +24,14 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..domain import NotFound, PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from ..domain.errors import Forbidden, RequestTimeout
 from .errors import domain_response
 
 PROTECTED_PREFIX = "/v1"
 _DIGITS = re.compile(r"[0-9]{1,20}")
+# Methods that change state: a page of another site may send them without a preflight (a
+# form, or fetch in no-cors mode), so they are refused when they come from one.
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def key_matches(authorization: str | None, key: str) -> bool:
@@ -41,6 +48,36 @@ def unauthorized() -> Unauthorized:
     return Unauthorized("missing or wrong API key: send 'Authorization: Bearer <key>'")
 
 
+def cross_site(headers: Headers, allowed_origins: frozenset[str]) -> str | None:
+    """Why a request comes from a page of another site, or None when it does not (or when no
+    browser sent it: scripts send neither header).
+
+    A browser says where a request comes from in Sec-Fetch-Site (every current one), and in
+    Origin on a cross-origin write. Sec-Fetch-Site is read first: the browser computes it
+    from the page's URL, so it stays right behind a proxy that rewrites Host. Origin is
+    compared with Host only where Sec-Fetch-Site is missing (older browsers)."""
+    origin = headers.get("origin")
+    if origin is not None and origin in allowed_origins:
+        return None
+    site = headers.get("sec-fetch-site")
+    if site is not None:
+        return None if site in ("same-origin", "none") else f"Sec-Fetch-Site: {site[:40]}"
+    if origin is None:
+        return None
+    if origin == "null" or urlsplit(origin).netloc != headers.get("host"):
+        return f"Origin: {origin[:100]}"
+    return None
+
+
+def forbidden(why: str) -> Forbidden:
+    return Forbidden(
+        f"a write from a page of another site is refused ({why}); the dashboard on this "
+        "server, scripts and the client are not refused. A page of yours served elsewhere "
+        "can be allowed with CURVEGAN_ALLOWED_ORIGINS",
+        field="headers.origin",
+    )
+
+
 @dataclass(frozen=True)
 class BodyLimit:
     bytes: int
@@ -48,10 +85,14 @@ class BodyLimit:
 
 
 class RequestGate:
-    """ASGI middleware in front of every /v1 route. It answers 401 for a missing or wrong key
-    and 413 for a declared Content-Length over the limit without reading the body; a body
-    without a length is counted as it arrives and refused once it passes the limit (the
-    route reading it gets PayloadTooLarge, which errors.py answers as 413)."""
+    """ASGI middleware in front of every /v1 route. It answers 401 for a missing or wrong key,
+    403 for a write from a page of another site (whether or not a key is set: a page cannot
+    send the key without a preflight, which this server does not answer) and 413 for a
+    declared Content-Length over the limit, without reading the body. A body without a
+    length is counted as it arrives and refused once it passes the limit, and one still
+    arriving ``body_timeout`` seconds after the request came is refused too (the route
+    reading it gets PayloadTooLarge or RequestTimeout, which errors.py answers as 413 or
+    408): a client sending a byte a minute holds no connection for long."""
 
     def __init__(
         self,
@@ -60,11 +101,15 @@ class RequestGate:
         api_key: str | None,
         default_limit: BodyLimit,
         route_limits: dict[tuple[str, str], BodyLimit],
+        body_timeout: float,
+        allowed_origins: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.api_key = api_key
         self.default_limit = default_limit
         self.route_limits = route_limits  # (method, path) -> its own limit (raw uploads)
+        self.body_timeout = body_timeout
+        self.allowed_origins = allowed_origins
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
@@ -75,6 +120,11 @@ class RequestGate:
         if self.api_key and not key_matches(headers.get("authorization"), self.api_key):
             await domain_response(unauthorized())(scope, receive, send)
             return
+        if scope["method"] in UNSAFE_METHODS:
+            why = cross_site(headers, self.allowed_origins)
+            if why is not None:
+                await domain_response(forbidden(why))(scope, receive, send)
+                return
         if "\x00" in path:  # no id holds NUL (nor could PostgreSQL look one up)
             await domain_response(NotFound(f"nothing at {path!r}"))(scope, receive, send)
             return
@@ -88,17 +138,33 @@ class RequestGate:
             await domain_response(too_large)(scope, receive, send)
             return
         received = 0
+        complete = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.body_timeout
 
         async def receive_bounded() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:  # after the body, receive() waits for a disconnect: no deadline
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise RequestTimeout(
+                    f"the body took longer than {self.body_timeout:g} s to arrive "
+                    f"({received} bytes came); CURVEGAN_BODY_TIMEOUT_SECONDS sets the limit",
+                    field="body",
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if received > limit.bytes:
                     raise PayloadTooLarge(
                         f"body exceeds the limit of {limit.bytes} bytes ({limit.setting})",
                         field="body",
                     )
+            else:
+                complete = True
             return message
 
         await self.app(scope, receive_bounded, send)
@@ -135,27 +201,52 @@ def parse_json(body: bytes) -> Any:
         ) from None
 
 
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+def _media_type(content_type: str | None) -> str | None:
+    if not content_type:
+        return None
+    message = email.message.Message()
+    message["content-type"] = content_type
+    return message.get_content_type()
+
+
+def _sent_as(content_type: str | None) -> str:
+    return f"as {content_type[:100]!r}" if content_type else "without a Content-Type"
+
+
 class OffloadedJsonRoute(APIRoute):
-    """A route whose JSON body is read (bounded by RequestGate) and parsed in a worker thread
-    before FastAPI's handler runs, with orjson: a 10.5 MB sample request (100 000 rows of z)
-    took json.loads 225 ms on the event loop, orjson 90 ms. orjson holds the GIL while it
-    parses, so the loop still pauses for those 90 ms; the gain is orjson's speed, and a parse
-    that is not the loop's own work (a future parser that releases the GIL would free it)."""
+    """A route that reads only the content types it documents. A JSON body is read (bounded
+    by RequestGate) and parsed in a worker thread before FastAPI's handler runs, with orjson:
+    a 10.5 MB sample request (100 000 rows of z) took json.loads 225 ms on the event loop,
+    orjson 90 ms (orjson holds the GIL while it parses, so the loop still pauses; the gain is
+    its speed). A raw body (an upload) must come as the type its OpenAPI requestBody declares,
+    checked before it is read; a write that documents no body takes none. So a page of
+    another site cannot slip a write through as text/plain, which a browser sends with no
+    preflight."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
-        if self.body_field is None:
-            return handler
+        if self.body_field is not None:
+            return self._json_body(handler)
+        raw_types = set(((self.openapi_extra or {}).get("requestBody") or {}).get("content") or {})
+        if raw_types:
+            return self._raw_body(handler, raw_types)
+        if self.methods & UNSAFE_METHODS:
+            return self._no_body(handler)
+        return handler
 
+    @staticmethod
+    def _json_body(handler: Handler) -> Handler:
         async def parse_then_handle(request: Request) -> Response:
             body = await request.body()
             content_type = request.headers.get("content-type")
             if body and not _is_json(content_type):
                 # FastAPI would hand the raw bytes to the model, whose 422 ("should be a valid
                 # dictionary") hides the cause: curl's -d alone sends a form's content type.
-                sent = f"as {content_type[:100]!r}" if content_type else "without a Content-Type"
                 raise UnsupportedMediaType(
-                    f"body sent {sent}; this route reads JSON: send "
+                    f"body sent {_sent_as(content_type)}; this route reads JSON: send "
                     "'Content-Type: application/json'",
                     field="headers.content-type",
                 )
@@ -165,3 +256,32 @@ class OffloadedJsonRoute(APIRoute):
             return await handler(request)
 
         return parse_then_handle
+
+    @staticmethod
+    def _raw_body(handler: Handler, types: set[str]) -> Handler:
+        wanted = " or ".join(f"'Content-Type: {t}'" for t in sorted(types))
+
+        async def check_type_then_handle(request: Request) -> Response:
+            content_type = request.headers.get("content-type")
+            if _media_type(content_type) not in types:
+                raise UnsupportedMediaType(
+                    f"body sent {_sent_as(content_type)}; this route reads the raw file: send "
+                    f"{wanted} (curl: --data-binary @FILE -H 'Content-Type: {min(types)}')",
+                    field="headers.content-type",
+                )
+            return await handler(request)
+
+        return check_type_then_handle
+
+    @staticmethod
+    def _no_body(handler: Handler) -> Handler:
+        async def refuse_a_body_then_handle(request: Request) -> Response:
+            if await request.body():
+                raise UnsupportedMediaType(
+                    f"body sent {_sent_as(request.headers.get('content-type'))}; this route "
+                    "takes no body: send none",
+                    field="body",
+                )
+            return await handler(request)
+
+        return refuse_a_body_then_handle

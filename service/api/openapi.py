@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 from gan_engine.config import MAX_SEED
 
 from ..settings import Settings
+from .limits import UNSAFE_METHODS
 
 _ERROR = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
@@ -77,14 +78,19 @@ def _responses(doc: dict[str, Any], settings: Settings) -> None:
     """Every operation lists the errors it can answer, each as an Error body: FastAPI's
     default 422 schema (HTTPValidationError) is not what errors.py sends."""
     for path, item in doc["paths"].items():
-        for operation in item.values():
+        for method, operation in item.items():
             responses = operation.setdefault("responses", {})
             if operation.get("parameters") or operation.get("requestBody"):
                 responses["422"] = {"description": "Validation Error", **_ERROR}
-            if operation.get("requestBody"):
+            body_types = sorted(operation.get("requestBody", {}).get("content", {}))
+            if body_types:
+                responses["408"] = {"description": "Body too slow to arrive", **_ERROR}
                 responses["413"] = {"description": "Body over the size limit", **_ERROR}
-            if "application/json" in operation.get("requestBody", {}).get("content", {}):
-                responses["415"] = {"description": "Body not sent as JSON", **_ERROR}
+                responses["415"] = {"description": f"Body not sent as {body_types[0]}", **_ERROR}
+            elif method.upper() in UNSAFE_METHODS:
+                responses["415"] = {"description": "A body sent where none is read", **_ERROR}
+            if path.startswith("/v1") and method.upper() in UNSAFE_METHODS:
+                responses["403"] = {"description": "A write from another site's page", **_ERROR}
             if path.startswith("/v1") and settings.api_key:
                 responses["401"] = {"description": "Missing or wrong API key", **_ERROR}
                 operation["security"] = [{"bearer": []}]

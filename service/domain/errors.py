@@ -61,6 +61,18 @@ class Unauthorized(DomainError):
     code = "unauthorized"
 
 
+class Forbidden(DomainError):
+    """A request refused whoever sends it: a write from a page of another site."""
+
+    code = "forbidden"
+
+
+class RequestTimeout(DomainError):
+    """The body did not arrive in time (CURVEGAN_BODY_TIMEOUT_SECONDS)."""
+
+    code = "request_timeout"
+
+
 class InsufficientStorage(DomainError):
     """The disk (of the files or of the database) is full: nothing was recorded."""
 

@@ -8,6 +8,7 @@ chose to do; the validation and schema cases run in-process."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 from collections.abc import Callable, Iterator
@@ -29,10 +30,53 @@ KEY = "hostile-test-key"
 AUTH = {"authorization": f"Bearer {KEY}"}
 BODY_LIMIT = 100_000
 OCTET = "application/octet-stream"
-SERVER_ENV = {"CURVEGAN_API_KEY": KEY, "CURVEGAN_MAX_BODY_BYTES": str(BODY_LIMIT)}
+BODY_TIMEOUT_S = 2.0
+SERVER_ENV = {
+    "CURVEGAN_API_KEY": KEY,
+    "CURVEGAN_MAX_BODY_BYTES": str(BODY_LIMIT),
+    "CURVEGAN_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT_S),
+}
 # A socket read that never comes back is the old behaviour (the server waiting for a body it
 # would refuse): it must fail the test, not hang it.
 READ_TIMEOUT_S = 20.0
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs", "/v1/checkpoints"])
+def test_a_body_sent_slowly_is_408_and_its_connection_closed(
+    module_server: Server, path: str
+) -> None:
+    """The probe held a connection for as long as it trickled a body. The deadline counts
+    from the request's start, so a byte every half second does not renew it."""
+    content_type = "application/json" if path == "/v1/jobs" else OCTET
+    with _open(module_server) as sock:
+        sock.sendall(_head(path, {"Content-Type": content_type, "Content-Length": "1000", **AUTH}))
+        sock.settimeout(0.5)
+        answered = b""
+        for _ in range(int(READ_TIMEOUT_S / 0.5)):
+            sock.sendall(b" ")
+            try:
+                answered = sock.recv(65536)
+                break
+            except TimeoutError:
+                continue
+        assert answered, "no answer while the body trickled in"
+        sock.settimeout(READ_TIMEOUT_S)
+        head, _, body = answered.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408"), answered
+        assert b"\r\nconnection: close" in head.lower(), head
+        while b"}" not in body:
+            body += sock.recv(65536)
+        error = json.loads(body)
+        assert error["error"] == "request_timeout" and error["field"] == "body", error
+        assert "CURVEGAN_BODY_TIMEOUT_SECONDS" in error["message"], error
+        # The server does not wait for the rest of the body: it closes the connection.
+        rest = b""
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            while chunk := sock.recv(65536):
+                rest += chunk
+        assert rest == b"", rest
+    with module_server.client() as c:
+        assert c.get("/healthz").status_code == 200
 
 
 # ------------------------------------------------------------------ real server, raw sockets
