@@ -50,6 +50,14 @@ class Settings(BaseSettings):
     # steps/s on 2 cores (benchmarks/load.py); 500 leaves descriptors and CPU for ordinary
     # requests, the store and checkpoint files.
     max_event_streams: int = Field(500, ge=1, le=100_000)
+    # Figures are drawn in worker processes (core/figure_pool.py), off the event loop and out
+    # of the server's heap: one draws a 2000 x 2000 PNG in ~0.2 s, and more only share the
+    # same cores with training. Beyond the workers, this many more wait; the next is a 429.
+    figure_workers: int = Field(1, ge=1, le=64)
+    figure_queue: int = Field(8, ge=0, le=1000)
+    # Pixels of one figure (width x height): 2000 x 2000 draws in ~0.2 s and its canvas
+    # takes 16 MB in the worker; a larger cap multiplies both.
+    max_figure_pixels: int = Field(4_000_000, ge=160 * 160, le=100_000_000)
     # Workers run at a lower CPU priority so the API answers promptly while jobs train.
     worker_nice: int = Field(5, ge=0, le=19)
     log_level: str = "info"

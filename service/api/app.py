@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI
 
 from ..core.checkpoints import CheckpointService
 from ..core.events import EventHub
+from ..core.figure_pool import FigurePool
 from ..core.health import Health
 from ..core.janitor import janitor
 from ..core.jobs import JobService
@@ -55,6 +56,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             cache_size=settings.sampler_cache,
         ),
         events=events,
+        figures=FigurePool(
+            workers=settings.figure_workers,
+            queue=settings.figure_queue,
+            max_pixels=settings.max_figure_pixels,
+        ),
         health=Health(store, runner),
         telemetry=telemetry,
     )
@@ -75,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 yield
         finally:
             await runner.stop()
+            await asyncio.to_thread(svc.figures.close)
             store.dispose()
 
     app = FastAPI(

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from ..core.checkpoints import CheckpointService
 from ..core.events import EventHub
+from ..core.figure_pool import FigurePool
 from ..core.health import Health
 from ..core.jobs import JobService
 from ..core.sweeps import SweepService
@@ -24,6 +25,7 @@ class Services:
     sweeps: SweepService
     checkpoints: CheckpointService
     events: EventHub
+    figures: FigurePool
     health: Health
     telemetry: Telemetry
 

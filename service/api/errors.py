@@ -65,6 +65,7 @@ STATUS: dict[str, int] = {
     "too_many_requests": 429,
     "too_many_jobs": 429,
     "too_many_streams": 429,
+    "too_many_figures": 429,
     "unauthorized": 401,
     "forbidden": 403,
     "request_timeout": 408,

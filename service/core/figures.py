@@ -91,5 +91,11 @@ def render(
         ax.set_title(text.title, fontsize=10)
         ax.legend(loc="upper center", fontsize=9)
         buf = io.BytesIO()
-        fig.savefig(buf, format=fmt, dpi=DPI, metadata={"Software": None} if fmt == "png" else None)
+        # No version, no date: the same curves give the same bytes, wherever they are drawn.
+        fig.savefig(
+            buf,
+            format=fmt,
+            dpi=DPI,
+            metadata={"Software": None} if fmt == "png" else {"Date": None},
+        )
     return buf.getvalue()

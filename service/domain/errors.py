@@ -57,6 +57,11 @@ class TooManyStreams(TooManyRequests):
     code = "too_many_streams"
 
 
+class TooManyFigures(TooManyRequests):
+    code = "too_many_figures"
+    retry_after = 2  # a figure takes well under a second to draw
+
+
 class Unauthorized(DomainError):
     code = "unauthorized"
 

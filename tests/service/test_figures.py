@@ -27,15 +27,18 @@ from tests.helpers import tiny_checkpoint, wait_for_state, wait_until
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 OCTET = {"content-type": "application/octet-stream"}
 FINAL = {"succeeded", "failed", "cancelled"}
+MAX_PIXELS = 1_000_000
 # A figure's n has its own bound (64): a server that samples at most 2 curves draws 4.
 
 
 @pytest.fixture(scope="module")
 def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessApp]:
-    """The app in this process (figures are drawn in the API process; no stream is read),
-    with one worker and at most 2 samples a request."""
+    """The app in this process (figures are drawn in its figure pool's worker process; no
+    stream is read), with one worker, at most 2 samples a request and 1 MP a figure."""
     data_dir = tmp_path_factory.mktemp("figures-app") / "data"
-    with in_process_app(data_dir, max_concurrent_jobs=1, max_samples=2) as app:
+    with in_process_app(
+        data_dir, max_concurrent_jobs=1, max_samples=2, max_figure_pixels=MAX_PIXELS
+    ) as app:
         yield app
 
 
@@ -150,7 +153,8 @@ def test_checkpoint_figures_over_http(mc: httpx.Client, artist_ck: str) -> None:
         ("n=65", "n"),
         ("seed=-1", "seed"),
         ("width=10", "width"),
-        ("height=2001", "height"),
+        ("height=4001", "height"),
+        ("width=1001&height=1000", "width"),  # over the pixel cap
     ],
 )
 def test_figure_bounds_are_422_naming_the_field(
@@ -160,6 +164,17 @@ def test_figure_bounds_are_422_naming_the_field(
     assert r.status_code == 422, r.text
     body = r.json()
     assert body["field"] == field and body["message"], body
+
+
+def test_the_pixel_cap_is_named_and_a_figure_within_it_is_drawn(
+    mc: httpx.Client, artist_ck: str
+) -> None:
+    r = mc.get(f"/v1/checkpoints/{artist_ck}/figure.png?width=2000&height=501")
+    assert r.status_code == 422, r.text
+    assert "CURVEGAN_MAX_FIGURE_PIXELS" in r.json()["message"] and "1000000" in r.text
+    r = mc.get(f"/v1/checkpoints/{artist_ck}/figure.png?width=4000&height=250")
+    assert r.status_code == 200, r.text
+    assert Image.open(io.BytesIO(r.content)).size == (4000, 250)
 
 
 def test_unknown_figure_format_and_checkpoint_are_errors(mc: httpx.Client, artist_ck: str) -> None:

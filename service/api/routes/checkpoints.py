@@ -68,7 +68,7 @@ def get_checkpoint(checkpoint_id: str, svc: Svc) -> Checkpoint:
     response_class=Response,
     responses={**ERRORS, **FIGURE_RESPONSES},
 )
-def checkpoint_figure(
+async def checkpoint_figure(
     checkpoint_id: str,
     fmt: Literal["png", "svg"],
     svc: Svc,
@@ -76,9 +76,9 @@ def checkpoint_figure(
 ) -> Response:
     """The tutorial's figure: ``n`` of the checkpoint's curves between the artist's bounds
     x^2 and 2x^2+1, with D's accuracy and score when saved, as PNG or SVG."""
-    ck = svc.checkpoints.get(checkpoint_id)
+    ck = await run_in_threadpool(svc.checkpoints.get, checkpoint_id)
     title = f"checkpoint {ck.id}, step {ck.step}"
-    return figure_response(svc, ck.id, fmt, query, title, ck.metrics)
+    return await figure_response(svc, ck.id, fmt, query, title, ck.metrics)
 
 
 @router.get(

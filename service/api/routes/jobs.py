@@ -10,6 +10,7 @@ from typing import Annotated, Literal, TypeVar
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from ...domain import Conflict
 from ..deps import Services, Svc
@@ -155,7 +156,7 @@ def sample_job(job_id: str, body: SampleRequest, request: Request, svc: Svc) -> 
     response_class=Response,
     responses={**ERRORS, **FIGURE_RESPONSES},
 )
-def job_figure(
+async def job_figure(
     job_id: str,
     fmt: Literal["png", "svg"],
     svc: Svc,
@@ -163,8 +164,8 @@ def job_figure(
 ) -> Response:
     """The tutorial's figure from the job's latest checkpoint (409 before it has one), with
     the job's latest D accuracy and D score written on it, as PNG or SVG."""
-    job = svc.jobs.get(job_id)
+    job = await run_in_threadpool(svc.jobs.get, job_id)
     if job.latest_checkpoint is None:
         raise Conflict(f"job {job_id} ({job.state}) has no checkpoint yet to draw")
     title = f"job {job.id} ({job.state}), step {job.step}"
-    return figure_response(svc, job.latest_checkpoint, fmt, query, title, job.metrics)
+    return await figure_response(svc, job.latest_checkpoint, fmt, query, title, job.metrics)

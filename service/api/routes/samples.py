@@ -8,10 +8,11 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from gan_engine.config import MAX_SEED
 
-from ...core.figures import MEDIA_TYPES, FigureText, Format, render
+from ...core.figures import MEDIA_TYPES, FigureText, Format
 from ..deps import Services
 from ..schemas.samples import SampleRequest
 
@@ -47,9 +48,9 @@ def sample_response(
 
 # A few curves are a figure; past this many the lines hide the bounds.
 MAX_FIGURE_CURVES = 64
-# Pixels each way: below 160 the legend covers the plot; at 2000 x 2000 (4 MP) a PNG of
-# 64 curves takes ~0.2 s to draw, one core's worth that a larger bound would multiply.
-MIN_FIGURE_PX, MAX_FIGURE_PX = 160, 2000
+# Pixels each way: below 160 the legend covers the plot. Width times height is bounded too,
+# by CURVEGAN_MAX_FIGURE_PIXELS (4 MP: 2000 x 2000, or a wide 4000 x 1000).
+MIN_FIGURE_PX, MAX_FIGURE_PX = 160, 4000
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ FIGURE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def figure_response(
+async def figure_response(
     svc: Services,
     checkpoint_id: str,
     fmt: Format,
@@ -81,12 +82,19 @@ def figure_response(
     title: str,
     metrics: dict[str, float] | None,
 ) -> Response:
-    """``n`` curves of a checkpoint drawn over the artist's bounds; run in a worker thread."""
-    # Straight from the sampler: n is the route's bound (64), not CURVEGAN_MAX_SAMPLES's.
-    samples = svc.checkpoints.sampler(checkpoint_id).sample(query.n, seed=query.seed)
-    metrics = metrics or {}
-    text = FigureText(title, metrics.get("d_accuracy"), metrics.get("d_score"))
-    image = render(samples.x, samples.curves, text, fmt, query.width, query.height)
+    """``n`` curves of a checkpoint drawn over the artist's bounds: sampled in a thread, drawn
+    in the figure pool's worker process (core/figure_pool.py), the event loop free meanwhile."""
+    svc.figures.check_size(query.width, query.height)
+    with svc.figures.slot():
+        # Straight from the sampler: n is the route's bound (64), not CURVEGAN_MAX_SAMPLES's.
+        samples = await run_in_threadpool(
+            lambda: svc.checkpoints.sampler(checkpoint_id).sample(query.n, seed=query.seed)
+        )
+        metrics = metrics or {}
+        text = FigureText(title, metrics.get("d_accuracy"), metrics.get("d_score"))
+        image = await svc.figures.render(
+            samples.x, samples.curves, text, fmt, query.width, query.height
+        )
     headers = {"X-Curvegan-Checkpoint": checkpoint_id}
     if samples.seed is not None:
         headers["X-Curvegan-Seed"] = str(samples.seed)
