@@ -8,10 +8,11 @@ sends and how its answer is read is in _calls.py.
 
 Event streams, in both clients:
 - The server ends a stream after its last frame: a final state, or "deleted".
-- A stream that breaks, or ends after another frame (a server shutting down, or dropping a
-  reader that fell behind), is opened again with Last-Event-ID (the last frame's id: a job's
-  stream goes on after that step), up to ``retry.retries`` times in a row; each frame starts
-  the count again. A stream that cannot be opened at all raises at once (wait() then polls).
+- A stream that breaks, or ends after another frame (a server shutting down), or with a
+  ``dropped`` frame (the server let go of a reader that fell behind; not handed on, nor read
+  past), is opened again with Last-Event-ID (the last frame's id: a job's stream goes on
+  after that step), up to ``retry.retries`` times in a row; each frame starts the count
+  again. A stream that cannot be opened at all raises at once (wait() then polls).
 - Silent for ``read_timeout`` (the server sends a keep-alive every 15 s): the path to the
   server is broken or buffering, so UnavailableError, not resumed.
 - ``timeout``: checked on every line, keep-alives included, and no read waits past it (in
@@ -351,6 +352,10 @@ class BaseClient:
         try:
             while (line := (yield NextLine(lines, deadline.bound(read_timeout)))) is not None:
                 event = frames.feed(line)
+                if event is not None and event.type == "dropped":
+                    # The server let go of a reader that fell behind: a cut, whether or not
+                    # it closes the connection; resumed from the last frame this client got.
+                    return f"was dropped: {event.data.get('reason')}"
                 if event is not None:
                     last, resume.drops = event, 0
                     resume.last_id = event.id or resume.last_id

@@ -155,7 +155,8 @@ class AsyncClient(BaseClient):
         read_timeout: float = KEEPALIVE_GRACE_S,
     ) -> AsyncIterator[Event]:
         """The job's server-sent events until the stream ends, after a final state (or
-        "deleted"). A stream that drops before that is resumed after the last frame seen
+        "deleted"). A stream that drops before that (a ``dropped`` frame too: the server let go
+        of a reader that fell behind) is resumed after the last frame seen
         (Last-Event-ID), up to ``retry.retries`` times in a row. The server sends a keep-alive every 15 s, so a
         stream silent for ``read_timeout`` seconds raises UnavailableError. With ``timeout``,
         raises TimeoutError once that many seconds have passed; it is checked on every line,

@@ -19,7 +19,7 @@ from ..schemas.checkpoints import Checkpoint
 from ..schemas.common import ERRORS, MAX_OFFSET, NO_NUL, Error, IdempotencyKey, LastEventId
 from ..schemas.jobs import Job, JobCreate, JobList, JobStateName, MetricList
 from ..schemas.samples import SampleRequest
-from ..streams import event_stream
+from ..streams import event_stream, render
 from .samples import (
     FIGURE_RESPONSES,
     FigureQuery,
@@ -120,7 +120,7 @@ def job_event_stream(
     svc.jobs.get(job_id)
     if last_event_id:
         since_step = max(since_step, int(last_event_id))
-    return event_stream(svc.events.slots, svc.events.job_events(job_id, since_step))
+    return event_stream(svc.events.slots, svc.events.job_events(job_id, since_step, render))
 
 
 @router.post("/{job_id}/cancel", status_code=202, response_model=Job, responses=ERRORS)

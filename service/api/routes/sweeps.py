@@ -11,7 +11,7 @@ from ..deps import Svc
 from ..limits import OffloadedJsonRoute
 from ..schemas.common import ERRORS, MAX_OFFSET, Error, IdempotencyKey
 from ..schemas.sweeps import Sweep, SweepCreate, SweepList, SweepSummary
-from ..streams import event_stream
+from ..streams import event_stream, render
 
 router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"], route_class=OffloadedJsonRoute)
 
@@ -54,7 +54,7 @@ def sweep_event_stream(sweep_id: str, svc: Svc) -> StreamingResponse:
     """Server-sent events: a `sweep` frame on connecting, one per change of a member's state
     or step, and a last one once the sweep is final."""
     sweep, _ = svc.sweeps.get(sweep_id)
-    return event_stream(svc.events.slots, svc.events.sweep_events(sweep))
+    return event_stream(svc.events.slots, svc.events.sweep_events(sweep, render))
 
 
 @router.post("/{sweep_id}/cancel", status_code=202, response_model=Sweep, responses=ERRORS)
