@@ -8,6 +8,8 @@ CurveganError                 base: catch this for "anything the client raises"
 │   ├── ConflictError         409: e.g. cancelling a finished job or sweep
 │   ├── PayloadTooLargeError  413: upload over the server's limit
 │   ├── ValidationError       422: names the field and the allowed range
+│   ├── NonFiniteOutputError  422 non_finite_output: the generator's curves came out inf/NaN
+│   │                         (its weights, or the latents sent, overflow float32): no sample
 │   └── ServerError           5xx (after retries, for idempotent calls)
 ├── UnavailableError          server unreachable, or 429/503 after all retries; an event stream
 │                             that cannot be opened, goes silent, or keeps dropping when resumed
@@ -64,6 +66,11 @@ class ValidationError(ApiError):
     pass
 
 
+class NonFiniteOutputError(ApiError):
+    """The server refused to send curves holding inf or NaN; not a usage error (the checkpoint
+    may be at fault, not the arguments), so the CLI exits 1, not 2."""
+
+
 class ServerError(ApiError):
     pass
 
@@ -86,6 +93,8 @@ _BY_STATUS: dict[int, type[ApiError]] = {
     413: PayloadTooLargeError,
     422: ValidationError,
 }
+# Codes whose exception is more precise than their status's.
+_BY_CODE: dict[str, type[ApiError]] = {"non_finite_output": NonFiniteOutputError}
 
 
 def error_for(status: int, body: Any) -> ApiError:
@@ -94,5 +103,6 @@ def error_for(status: int, body: Any) -> ApiError:
     if isinstance(body, dict):
         message = str(body.get("message") or body.get("detail") or message)
         code, field = body.get("error"), body.get("field")
-    cls = _BY_STATUS.get(status, ServerError if status >= 500 else ApiError)
+    cls = _BY_CODE.get(code) if isinstance(code, str) else None
+    cls = cls or _BY_STATUS.get(status, ServerError if status >= 500 else ApiError)
     return cls(status, message, code=code, field=field)

@@ -95,6 +95,25 @@ class Settings(BaseSettings):
     # write and its record take well under a second; an hour leaves room for a store that
     # was slow or down meanwhile, on this server or any other sharing the files.
     stale_file_seconds: float = Field(3600.0, ge=0.1, le=30 * 86_400.0)
+    # Checkpoints a job keeps as it saves more: its newest this many, its best (by its
+    # sweep's best_by, else w1_a, as its checkpoints recorded them) and any an unfinished job
+    # resumes from. checkpoint_every=1 would otherwise write a file a step with no end; 5
+    # leaves a few to go back to and costs ~5 x 60 KB for the default network.
+    keep_checkpoints: int = Field(5, ge=1, le=100_000)
+    # Metric rows a job keeps: past it, its older history is thinned (every 2nd step, then
+    # every 4th...) so the whole run stays represented, its first and newest rows kept, and
+    # only the newest 64 rows keep their preview curves (store/bounds.py). A row is ~100 bytes
+    # without them: 10 000 rows are ~1 MB and ~2 MB more of curves at n_points=1024.
+    max_metric_rows: int = Field(10_000, ge=10, le=10_000_000)
+    # Bytes of checkpoint files and SQLite database the server may keep; a checkpoint that
+    # would take it past is refused (an upload with 507, a training save as on a full disk).
+    # 0, the default, is no cap but the disk's own: jobs' growth is bounded by the two
+    # settings above, and only the operator knows what else shares the disk.
+    max_data_bytes: int = Field(0, ge=0)
+    # A finished job whose final checkpoint finds the disk full keeps its weights in memory
+    # and retries (1 s, doubling to 60 s), its lease renewed, instead of training again; it
+    # fails after this long. 30 minutes gives whoever the 507s alerted time to free space.
+    final_save_timeout_seconds: float = Field(1800.0, gt=0, le=7 * 86_400.0)
 
     @property
     def db_url(self) -> str:

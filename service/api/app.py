@@ -41,7 +41,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     telemetry = Telemetry(store, lambda: runner.busy_workers, events)
     svc = Services(
         settings=settings,
-        jobs=JobService(store, runner, max_queued=settings.max_queued_jobs, storage=storage),
+        jobs=JobService(
+            store,
+            runner,
+            max_queued=settings.max_queued_jobs,
+            storage=storage,
+            max_data_bytes=settings.max_data_bytes,
+        ),
         sweeps=SweepService(
             store,
             runner,
@@ -54,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_upload_bytes=settings.max_upload_bytes,
             max_samples=settings.max_samples,
             cache_size=settings.sampler_cache,
+            max_data_bytes=settings.max_data_bytes,
         ),
         events=events,
         figures=FigurePool(

@@ -60,6 +60,7 @@ STATUS: dict[str, int] = {
     "conflict": 409,
     "validation_error": 422,
     "invalid_checkpoint": 422,
+    "non_finite_output": 422,
     "payload_too_large": 413,
     "unsupported_media_type": 415,
     "too_many_requests": 429,

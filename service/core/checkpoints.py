@@ -7,18 +7,20 @@ import io
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
 from gan_engine import CheckpointError, CurveSampler, Samples, checkpoint_from_bytes
+from gan_engine.sampling import non_finite_rows
 
 from ..domain import (
     CheckpointRecord,
     Conflict,
     Invalid,
     InvalidCheckpoint,
+    NonFiniteOutput,
     NotFound,
     PayloadTooLarge,
 )
@@ -30,30 +32,39 @@ from ..storage.saving import save_checkpoint
 from ..store import CheckpointInUse, Page, Store
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """A stored checkpoint's sampler, or why it cannot be sampled (its generator failed the
+    probe): cached alike, so a bad file is read and probed once, not on every request."""
+
+    sampler: CurveSampler | None
+    refusal: str = ""
+
+
 class SamplerCache:
     """The last few loaded generators by checkpoint id: loading costs far more than sampling."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._items: OrderedDict[str, CurveSampler] = OrderedDict()
+        self._items: OrderedDict[str, Loaded] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def get(self, key: str, load: Any) -> CurveSampler:
+    def get(self, key: str, load: Callable[[], Loaded]) -> Loaded:
         with self._lock:
-            sampler = self._items.get(key)
-            if sampler is not None:
+            loaded = self._items.get(key)
+            if loaded is not None:
                 self._items.move_to_end(key)
                 self.hits += 1
-                return sampler
-        sampler = load()  # outside the lock: a slow load must not block other checkpoints
+                return loaded
+        loaded = load()  # outside the lock: a slow load must not block other checkpoints
         with self._lock:
             self.misses += 1
-            self._items[key] = sampler
+            self._items[key] = loaded
             self._items.move_to_end(key)
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
-        return sampler
+        return loaded
 
     def drop(self, key: str) -> None:
         with self._lock:
@@ -69,10 +80,12 @@ class CheckpointService:
         max_upload_bytes: int,
         max_samples: int,
         cache_size: int,
+        max_data_bytes: int = 0,
     ) -> None:
         self.store = store
         self.storage = storage
         self.max_upload_bytes = max_upload_bytes
+        self.max_data_bytes = max_data_bytes  # CURVEGAN_MAX_DATA_BYTES: 507 past it
         self.max_samples = max_samples
         self.cache = SamplerCache(cache_size)
 
@@ -95,14 +108,22 @@ class CheckpointService:
             raise InvalidCheckpoint(
                 "empty body: send the safetensors file as the request body", field="body"
             )
-        # Every field is checked here, before anything is written to storage or the store.
+        # Every field is checked here, before anything is written to storage or the store, and
+        # the generator must give finite curves: finite but huge weights pass the field checks.
         try:
             ckpt = checkpoint_from_bytes(data, self.max_upload_bytes)
+            CurveSampler.from_checkpoint(ckpt).probe()
         except CheckpointError as exc:
             raise InvalidCheckpoint(f"not a usable checkpoint: {exc}", field=exc.field) from None
         # The exact bytes received are kept, so the sha256 a client computed still matches.
         return save_checkpoint(
-            self.store, self.storage, ckpt, job_id=None, source="upload", data=data
+            self.store,
+            self.storage,
+            ckpt,
+            job_id=None,
+            source="upload",
+            data=data,
+            max_data_bytes=self.max_data_bytes,
         )
 
     def read_file(
@@ -135,9 +156,11 @@ class CheckpointService:
         self.storage.delete(checkpoint_id)
 
     def sampler(self, checkpoint_id: str) -> CurveSampler:
+        """The checkpoint's loaded generator; NonFiniteOutput when it fails the probe (a file
+        stored before uploads were probed, or weights a run took past float32)."""
         self.get(checkpoint_id)
 
-        def load() -> CurveSampler:
+        def load() -> Loaded:
             try:
                 # A stored file is sampled even if its metrics (a report) are odd.
                 data = self.storage.read(checkpoint_id)
@@ -146,9 +169,21 @@ class CheckpointService:
                 raise NotFound(
                     f"checkpoint {checkpoint_id} cannot be read: {without_paths(exc)}"
                 ) from None
-            return CurveSampler.from_checkpoint(ckpt)
+            sampler = CurveSampler.from_checkpoint(ckpt)
+            try:
+                sampler.probe()
+            except CheckpointError as exc:
+                return Loaded(None, f"checkpoint {checkpoint_id} cannot be sampled: {exc}")
+            return Loaded(sampler)
 
-        return self.cache.get(checkpoint_id, load)
+        loaded = self.cache.get(checkpoint_id, load)
+        if loaded.sampler is None:
+            raise NonFiniteOutput(f"{loaded.refusal}; train or upload another checkpoint")
+        return loaded.sampler
+
+    def figure_samples(self, checkpoint_id: str, n: int, seed: int | None) -> Samples:
+        """``n`` curves for a figure (its route bounds n), refused when any is not finite."""
+        return finite(self.sampler(checkpoint_id).sample(n, seed=seed), checkpoint_id)
 
     def sample(self, checkpoint_id: str, req: SampleCurves) -> Samples:
         sampler = self.sampler(checkpoint_id)
@@ -164,20 +199,37 @@ class CheckpointService:
                 raise Invalid("n", f"must equal the number of z rows ({len(req.z)}), got {req.n}")
             if not 1 <= len(req.z) <= limit:
                 raise Invalid("z", f"must have between 1 and {limit} rows, got {len(req.z)}")
-            samples = sampler.sample(z=np.asarray(req.z, dtype=np.float32))
             # The latents are bounded (schemas.MAX_LATENT), but a checkpoint's weights are not:
             # curves past float32 would go out as nulls, breaking the response's contract.
-            if not np.isfinite(samples.curves).all():
-                raise Invalid("z", "these latents take the generator's output past float32")
-            return samples
+            samples = sampler.sample(z=np.asarray(req.z, dtype=np.float32))
+            return finite(samples, checkpoint_id, latents="z")
         if req.n is None:
             raise Invalid("n", f"is required (an integer in [1, {limit}]) unless z is given")
         if not 1 <= req.n <= limit:
             raise Invalid("n", f"must be in [1, {limit}], got {req.n}")
-        return sampler.sample(req.n, seed=req.seed)
+        return finite(sampler.sample(req.n, seed=req.seed), checkpoint_id)
 
     @staticmethod
     def to_npy(samples: Samples) -> bytes:
         buf = io.BytesIO()
         np.save(buf, samples.curves, allow_pickle=False)
         return buf.getvalue()
+
+
+def finite(samples: Samples, checkpoint_id: str, latents: str | None = None) -> Samples:
+    """``samples`` when every curve is finite; else NonFiniteOutput saying how many are not.
+    The one gate before curves leave: orjson writes NaN and inf as null, and a figure of them
+    is broken, so no response may carry them. ``latents`` names the request's z, if given."""
+    bad = non_finite_rows(samples.curves)
+    if not bad:
+        return samples
+    n = len(samples.curves)
+    if latents is None:
+        advice = "sample with another seed, or train or upload another checkpoint"
+    else:  # the generator was trained on latents within a few units of 0
+        advice = f"send {latents} rows nearer 0, as the latents training drew"
+    raise NonFiniteOutput(
+        f"{bad} of {n} curves sampled from checkpoint {checkpoint_id} are not finite (inf or "
+        f"NaN past float32): {advice}",
+        field=latents,
+    )

@@ -1,8 +1,8 @@
 """Files no record will ever point at: the temporary files of writers killed mid-write, and
 checkpoint files whose record was never added (a crash between the file and its record) or
-is gone (a crash between deleting the record and the file). Both are removed once they are
-older than any live writer's could be, so a writer on this or another server never loses its
-file."""
+is gone (a crash between deleting, or pruning, the record and the file). Both are removed
+once they are older than any live writer's could be, so a writer on this or another server
+never loses its file."""
 
 from __future__ import annotations
 

@@ -23,6 +23,7 @@ from ..domain.errors import InsufficientStorage
 from ..domain.records import new_id
 from ..runners import Runner
 from ..storage import CheckpointStorage
+from ..storage.saving import check_data_cap
 from ..store import MissingCheckpoint, Page, Store
 from .creation import creating
 
@@ -44,11 +45,13 @@ class JobService:
         *,
         max_queued: int,
         storage: CheckpointStorage | None = None,
+        max_data_bytes: int = 0,
     ) -> None:
         self.store = store
         self.runner = runner
         self.max_queued = max_queued
         self.storage = storage
+        self.max_data_bytes = max_data_bytes  # CURVEGAN_MAX_DATA_BYTES: a save past it is skipped
 
     def get(self, job_id: str) -> JobRecord:
         job = self.store.get_job(job_id)
@@ -158,6 +161,8 @@ class JobService:
         """507 when the files' disk has no room for the checkpoint: a worker that finds the
         disk full skips the save and trains on, so waiting for it would end in a timeout."""
         need = latest.size_bytes if latest else MIN_CHECKPOINT_BYTES
+        if self.max_data_bytes:  # the worker would skip the save as on a full disk
+            await asyncio.to_thread(check_data_cap, self.store, need, self.max_data_bytes)
         free = await asyncio.to_thread(self.storage.free_bytes) if self.storage else None
         if free is not None and free < need:
             raise InsufficientStorage(

@@ -34,6 +34,13 @@ class InvalidCheckpoint(DomainError):
     code = "invalid_checkpoint"
 
 
+class NonFiniteOutput(DomainError):
+    """A generator's curves came out inf or NaN (weights or latents past float32): refused,
+    never sent as JSON nulls or drawn as a broken figure."""
+
+    code = "non_finite_output"
+
+
 class PayloadTooLarge(DomainError):
     code = "payload_too_large"
 

@@ -28,22 +28,26 @@ from gan_engine import (
 )
 
 from ..domain import JobState, Lease
-from ..storage.diskfull import is_disk_full, without_paths
-from ..storage.saving import save_checkpoint
+from ..storage.diskfull import without_paths
 from ..store import LeaseLost
+from ..store.bounds import CURVE_ROWS
 from .claims import Claimed, resumes
+from .saves import save_or_skip, tidy
 from .worker import WorkerContext
 
 log = logging.getLogger("curvegan.worker")
+
+# A final checkpoint that finds no room is retried after 1 s, then 2, 4... at most 60 s apart:
+# soon after space is freed, without hammering a full disk.
+FINAL_SAVE_FIRST_WAIT_S, FINAL_SAVE_MAX_WAIT_S = 1.0, 60.0
 
 
 def run_claimed(
     ctx: WorkerContext, claimed: list[Claimed], tick: Callable[[], None] | None = None
 ) -> list[str]:
     """Trains the claimed jobs together until each is final or back in the queue; returns the
-    jobs it put back in the queue (suspended, or finished with no room for their final
-    checkpoint), for a runner that must announce them. ``tick`` is called between steps
-    (the local pool's heartbeat)."""
+    jobs it put back in the queue (suspended), for a runner that must announce them. ``tick``
+    is called between steps (the local pool's heartbeat)."""
     run = _Run(ctx, claimed, tick)
     try:
         run.train()
@@ -52,19 +56,6 @@ def run_claimed(
         # leases lapse and they resume from their latest checkpoints once the store is back.
         log.error("job(s) %s: the store failed (%s); leaving them to their leases", run.ids, exc)
     return run.requeued
-
-
-def save_or_skip(ctx: WorkerContext, lease: Lease, job_id: str, ckpt: Checkpoint) -> bool:
-    """Saves the checkpoint; False, with nothing saved, when the disk is full: the job trains
-    on and its next checkpoint tries again, instead of failing for want of space."""
-    try:
-        save_checkpoint(ctx.store, ctx.storage, ckpt, job_id=job_id, source="training", lease=lease)
-    except (OSError, DBAPIError) as exc:
-        if not is_disk_full(exc):
-            raise
-        log.error("job %s: no room for its checkpoint at step %d; training on", job_id, ckpt.step)
-        return False
-    return True
 
 
 class _Run:
@@ -86,6 +77,11 @@ class _Run:
         self.suspend = False
         self.last_renewal = 0.0  # the first should_stop renews at once
         self.requeued: list[str] = []
+        # Metrics are trimmed (store/bounds.py) every ``trim_every`` logs, the first at once
+        # (a resumed job's history): at most that many rows come between two trims, so a
+        # trim to ``max_metric_rows - trim_every`` keeps a job within max_metric_rows.
+        self.trim_every = max(1, min(CURVE_ROWS, ctx.max_metric_rows // 4))
+        self.logs_to_trim = 0
 
     def train(self) -> None:
         try:
@@ -220,7 +216,16 @@ class _Run:
         for i, _ in held:
             if self.leases[i].job_id in lost:
                 self._lost(i)
+        self.logs_to_trim -= 1
+        if self.logs_to_trim <= 0:
+            self.logs_to_trim = self.trim_every
+            keep = self.ctx.max_metric_rows - self.trim_every
+            for i, lease in list(self.leases.items()):
+                self._guarded(i, lambda lease=lease: self._trim(lease, keep))
         self._fail_diverged()
+
+    def _trim(self, lease: Lease, max_rows: int) -> None:
+        tidy(lease.job_id, lambda: self.store.trim_metrics(lease, max_rows))
 
     def _fail_diverged(self) -> None:
         assert self.pop is not None
@@ -235,10 +240,12 @@ class _Run:
 
     def _end(self, result: RunResult | None) -> None:
         """Each member still held: succeeded when the run finished with its final weights
-        saved; else (stopped, or no room for its final checkpoint) back to the queue, or
-        cancelled if a cancel arrived meanwhile."""
+        saved (retried while there is no room for them, see ``_save_final``); else
+        (stopped: suspended) back to the queue, or cancelled if a cancel arrived meanwhile."""
         self._fail_diverged()
         finished = result is not None and not result.stopped
+        if finished:
+            self._save_final()
         for i, lease in list(self.leases.items()):
             if finished and i not in self.unsaved:
                 self._finish(i, JobState.SUCCEEDED)
@@ -249,3 +256,44 @@ class _Run:
                     self.requeued.append(lease.job_id)
             except LeaseLost:
                 pass
+
+    def _save_final(self) -> None:
+        """Members whose final checkpoint found no room (a full disk, CURVEGAN_MAX_DATA_BYTES):
+        their weights stay in memory and the save is retried, waiting 1 s, then 2, 4... at
+        most 60 s, with leases renewed and requests heard meanwhile (a cancel ends the member
+        cancelled, a suspend stops the wait); past CURVEGAN_FINAL_SAVE_TIMEOUT_SECONDS they
+        fail. Never back to the queue for this: it would train again only to meet the disk."""
+        assert self.pop is not None
+        pop = self.pop
+        final = {i: pop.member_checkpoint(i) for i in self.unsaved if i in self.leases}
+        deadline = time.monotonic() + self.ctx.final_save_timeout_s
+        wait = FINAL_SAVE_FIRST_WAIT_S
+        while waiting := [i for i in final if i in self.leases and i in self.unsaved]:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                for i in waiting:
+                    self._finish(i, JobState.FAILED, self._no_room_error())
+                return
+            self._wait(min(wait, left))
+            if self.suspend:
+                return
+            wait = min(2 * wait, FINAL_SAVE_MAX_WAIT_S)
+            for i in waiting:
+                self._save(i, final[i])
+
+    def _no_room_error(self) -> str:
+        return (
+            "the disk was full (or the data at CURVEGAN_MAX_DATA_BYTES): the final checkpoint "
+            f"could not be saved within {self.ctx.final_save_timeout_s:g} s "
+            "(CURVEGAN_FINAL_SAVE_TIMEOUT_SECONDS)"
+        )
+
+    def _wait(self, seconds: float) -> None:
+        """Sleeps ``seconds`` in short naps, renewing the leases as training does (a cancel
+        ends its member here), until no member is held or a suspend arrives."""
+        until = time.monotonic() + seconds
+        while self.leases and not self._should_stop():
+            left = until - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.2))

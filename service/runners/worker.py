@@ -32,6 +32,13 @@ class WorkerContext:
     # queued members of one shape), and one process trains at most max_population at once.
     split: int = 1
     max_population: int = 1
+    # What a job may leave behind (CURVEGAN_KEEP_CHECKPOINTS, CURVEGAN_MAX_METRIC_ROWS,
+    # CURVEGAN_MAX_DATA_BYTES), and how long a final checkpoint that finds no room is retried
+    # (CURVEGAN_FINAL_SAVE_TIMEOUT_SECONDS): the settings' defaults.
+    keep_checkpoints: int = 5
+    max_metric_rows: int = 10_000
+    max_data_bytes: int = 0
+    final_save_timeout_s: float = 1800.0
 
     @property
     def renew_every_s(self) -> float:
@@ -55,4 +62,8 @@ def start_worker(settings: Settings, processes: int) -> WorkerContext:
         settings.lease_seconds,
         split=settings.sweep_split or processes,
         max_population=settings.max_population,
+        keep_checkpoints=settings.keep_checkpoints,
+        max_metric_rows=settings.max_metric_rows,
+        max_data_bytes=settings.max_data_bytes,
+        final_save_timeout_s=settings.final_save_timeout_seconds,
     )

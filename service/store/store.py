@@ -25,9 +25,9 @@ from ..domain import (
     Lease,
 )
 from ..domain.states import check_transition
+from .bounds import BoundQueries
 from .creation import check_room, lock_creators, replayed
 from .engine import make_engines
-from .leases import LeaseQueries
 from .rows import (
     JOB_SELECT,
     Page,
@@ -70,7 +70,7 @@ class MissingCheckpoint(LookupError):
     """The checkpoint a new job would resume from is gone."""
 
 
-class Store(LeaseQueries, SweepQueries):
+class Store(BoundQueries, SweepQueries):
     """Safe to use from several threads, processes and machines at once."""
 
     def __init__(self, url: str) -> None:

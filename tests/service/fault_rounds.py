@@ -32,6 +32,7 @@ from tests.service.faults import (
 )
 
 KINDS = ("kill_server", "kill_worker", "second_server", "disk_full")
+KEEP = 2
 # Short leases so a killed server's jobs come back within seconds; losses are not limited, so
 # that a job that fails shows a bug, not bad luck; leftovers are swept a second after.
 ENV = {
@@ -39,6 +40,9 @@ ENV = {
     "CURVEGAN_LEASE_SECONDS": "2",
     "CURVEGAN_MAX_WORKER_LOSSES": "100",
     "CURVEGAN_STALE_FILE_SECONDS": "1",
+    # Few kept: each save prunes older checkpoints, so faults land in pruning too (a record
+    # deleted, its file not yet: the janitor's to remove).
+    "CURVEGAN_KEEP_CHECKPOINTS": str(KEEP),
 }
 OCTET = {"content-type": "application/octet-stream"}
 
@@ -213,6 +217,9 @@ def run_round(rig: Rig, kind: str, jobs: int = 1, timeout: float = 90.0) -> str:
             assert job["state"] in FINAL
             assert_no_server_paths(str(job), rig.data_dir)
         records = check_files_match_records(c, rig.data_dir / "files")
+        for job_id in done:  # retention held through the fault: the newest and the best
+            kept = [ck for ck in records if ck["job_id"] == job_id]
+            assert len(kept) <= KEEP + 1, f"{what}: {job_id} kept {len(kept)} checkpoints"
         # Every job is final: all its checkpoints can go, which keeps the disk small.
         for ck in records:
             r = c.delete(f"/v1/checkpoints/{ck['id']}")

@@ -1,7 +1,8 @@
 """A full disk, for real: a small tmpfs as the server's data dir (or only its files), filled
 to the last byte. Every write answers 507 with a clear JSON error, nothing half-made is left,
-no job is stuck or failed for want of space, and the service recovers by itself once space
-is freed."""
+no job is stuck or trained again for want of space (a final checkpoint waits for room, up to
+CURVEGAN_FINAL_SAVE_TIMEOUT_SECONDS), and the service recovers by itself once space is freed.
+And CURVEGAN_MAX_DATA_BYTES: an upload past it is a 507 that names it, nothing stored."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import Server, poll
+from tests.conftest import AppClient
+from tests.helpers import Server, poll, tiny_checkpoint_bytes
 from tests.service.faults import (
     FINAL,
     assert_no_server_paths,
@@ -138,7 +140,8 @@ def test_a_full_files_disk_keeps_jobs_training_and_saves_once_freed(
 ) -> None:
     """The checkpoint files on a full disk, the database elsewhere: a job whose checkpoint
     cannot be written trains on; one that finishes unsaved is not 'succeeded' without its
-    weights, nor failed, but trains again until its final checkpoint is written."""
+    weights, nor failed, nor trained again: it holds its weights, retrying the save, until
+    its final checkpoint is written."""
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     server = started(data_dir, CURVEGAN_STORAGE_URL=str(disk / "files"))
@@ -159,14 +162,75 @@ def test_a_full_files_disk_keeps_jobs_training_and_saves_once_freed(
             assert c.post(f"/v1/jobs/{long['id']}/cancel").status_code == 202
             cancelled = wait_job(c, long["id"], lambda j: j["state"] in FINAL, 30)
             assert cancelled["state"] == "cancelled", cancelled
-            time.sleep(2)  # the short job reaches its end and cannot save it
-            waiting = c.get(f"/v1/jobs/{short_id}").json()
-            assert waiting["state"] in {"queued", "running"}, f"{waiting}\n{server.log()[-3000:]}"
+            waiting = wait_job(c, short_id, lambda j: j["step"] == 600, 30)
+            time.sleep(2)  # the short job cannot save its end: it waits, it does not train again
+            still = c.get(f"/v1/jobs/{short_id}").json()
+            assert still["state"] == "running" and still["step"] == 600, still
+            assert still["started_at"] == waiting["started_at"], "claimed and trained again"
             free(fillers)
             done = wait_job(c, short_id, lambda j: j["state"] in FINAL, 60)
             assert done["state"] == "succeeded", f"{done}\n{server.log()[-3000:]}"
+            assert done["started_at"] == waiting["started_at"], "claimed and trained again"
             final = c.get(f"/v1/checkpoints/{done['latest_checkpoint']}").json()
             assert final["step"] == 600, final
             check_files_match_records(c, disk / "files")
     finally:
         server.stop()
+
+
+def test_a_final_checkpoint_that_never_finds_room_fails_the_job_after_the_timeout(
+    tmp_path: Path, disk: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    server = started(
+        data_dir,
+        CURVEGAN_STORAGE_URL=str(disk / "files"),
+        CURVEGAN_FINAL_SAVE_TIMEOUT_SECONDS="2",
+    )
+    try:
+        with server.client() as c:
+            fill(disk)
+            made = c.post("/v1/jobs", json={"config": {"steps": 300, "log_every": 100}}).json()
+            first = wait_job(c, made["id"], lambda j: j["state"] == "running", 30)
+            done = wait_job(c, made["id"], lambda j: j["state"] in FINAL, 60)
+            assert done["state"] == "failed" and done["step"] == 300, done
+            assert "disk was full" in done["error"], done
+            assert "CURVEGAN_FINAL_SAVE_TIMEOUT_SECONDS" in done["error"], done
+            assert done["started_at"] == first["started_at"], "claimed and trained again"
+            assert_no_server_paths(str(done), disk)
+    finally:
+        server.stop()
+
+
+def test_an_upload_past_the_data_cap_is_a_507_naming_it_and_stores_nothing(
+    make_app_client: Callable[..., AppClient],
+) -> None:
+    data = tiny_checkpoint_bytes()
+    upload = {"content": data, "headers": {"content-type": "application/octet-stream"}}
+    roomy = make_app_client(max_data_bytes=10**9, workers=False)
+    assert roomy.post("/v1/checkpoints", **upload).status_code == 201
+    capped = make_app_client(max_data_bytes=len(data), workers=False)  # the database counts too
+    r = capped.post("/v1/checkpoints", **upload)
+    assert r.status_code == 507, r.text
+    body = r.json()
+    assert body["error"] == "insufficient_storage", body
+    assert "CURVEGAN_MAX_DATA_BYTES" in body["message"] and str(len(data)) in body["message"]
+    assert capped.get("/v1/checkpoints").json()["items"] == []
+    assert not any((capped.data_dir / "files").glob("*"))
+
+
+def test_save_now_past_the_data_cap_is_a_507_at_once_and_the_job_trains_on(
+    make_app_client: Callable[..., AppClient],
+) -> None:
+    c = make_app_client(max_data_bytes=1)  # the database alone is past it: no save can fit
+    job = c.post("/v1/jobs", json={"config": LONG}).json()
+    running = wait_job(c, job["id"], lambda j: j["state"] == "running" and j["step"] >= 500, 60)
+    r = c.post(f"/v1/jobs/{job['id']}/checkpoints")
+    assert r.status_code == 507, r.text
+    assert "CURVEGAN_MAX_DATA_BYTES" in r.json()["message"], r.json()
+    wait_job(c, job["id"], lambda j: j["step"] > running["step"] + 500, 30)  # it trains on
+    assert c.post(f"/v1/jobs/{job['id']}/cancel").status_code == 202
+    done = wait_job(c, job["id"], lambda j: j["state"] in FINAL, 30)
+    assert done["state"] == "cancelled", done
+    assert done["latest_checkpoint"] is None and not any((c.data_dir / "files").glob("*"))

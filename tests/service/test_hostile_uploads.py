@@ -164,6 +164,16 @@ def poked(value: float) -> Callable[[torch.Tensor], torch.Tensor]:
     return change
 
 
+def generator_times(factor: float) -> Build:
+    """Every G weight times ``factor``: finite tensors, so only the generator's probe can tell."""
+
+    def build(ck: Checkpoint, _: bytes) -> bytes:
+        ts = {k: v * factor if k.startswith("g.") else v for k, v in ck.tensors.items()}
+        return Checkpoint(ck.config, ck.step, ts, ck.metrics).to_bytes()
+
+    return build
+
+
 def torch_save(ck: Checkpoint, _: bytes) -> bytes:
     buf = io.BytesIO()
     torch.save(dict(ck.tensors), buf)
@@ -271,6 +281,8 @@ CASES: dict[str, tuple[Build, tuple[str, ...], str]] = {
         ("rng.train",),
         "tensors.rng.train",
     ),
+    # --- finite weights whose curves are not: ~1e30 per layer overflows float32
+    "generator_weights_huge": (generator_times(1e30), ("probe batch",), "body"),
     # --- metadata of every wrong type and size
     "meta_step_number": (meta(step=4), ("strings",), "metadata.step"),
     "meta_config_object": (

@@ -86,9 +86,10 @@ async def figure_response(
     in the figure pool's worker process (core/figure_pool.py), the event loop free meanwhile."""
     svc.figures.check_size(query.width, query.height)
     with svc.figures.slot():
-        # Straight from the sampler: n is the route's bound (64), not CURVEGAN_MAX_SAMPLES's.
+        # n is the route's bound (64), not CURVEGAN_MAX_SAMPLES's; curves that are not finite
+        # are refused (422 non_finite_output) before anything is drawn.
         samples = await run_in_threadpool(
-            lambda: svc.checkpoints.sampler(checkpoint_id).sample(query.n, seed=query.seed)
+            svc.checkpoints.figure_samples, checkpoint_id, query.n, query.seed
         )
         metrics = metrics or {}
         text = FigureText(title, metrics.get("d_accuracy"), metrics.get("d_score"))

@@ -12,7 +12,8 @@ from ...domain.commands import SampleCurves
 from .common import nullable, to_command
 
 # The largest latent a sample request may give: far past any the latent distributions draw
-# (|z| > 10 has odds of 1e-23), and small enough that G's float32 layers cannot overflow.
+# (|z| > 10 has odds of 1e-23), and small enough that a generator of sane weights stays within
+# float32. Huge weights can still overflow: such curves are refused as non_finite_output.
 MAX_LATENT = 1e6
 
 
