@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
+from service.store import Store
 from tests.helpers import (
     FINAL,
     ROOT,
@@ -332,6 +333,16 @@ def wait_state() -> Callable[..., dict]:
 
 
 # ----------------------------------------------------------------------------- databases
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A real SQLite store in a temp dir, migrated (tests/service/store runs its cases on
+    PostgreSQL too, with a ``store`` of its own)."""
+    s = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    s.migrate()
+    yield s
+    s.dispose()
 
 
 @pytest.fixture(scope="session")

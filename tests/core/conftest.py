@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,14 +28,6 @@ class RecordingRunner:
 
     def submit(self, job_id: str) -> None:
         self.submitted.append(job_id)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'store.db'}")
-    s.migrate()
-    yield s
-    s.dispose()
 
 
 @pytest.fixture

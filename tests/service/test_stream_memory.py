@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from service.api.streams import event_stream, render
 from service.core.events import EventHub
@@ -26,14 +23,6 @@ from tests.curvegan.test_twins import both, events_url, frame, job, metrics, res
 
 ROW = dict.fromkeys(METRIC_FIELDS, 0.5)
 CURVES = [[0.25] * 15 for _ in range(4)]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(f"sqlite:///{tmp_path / 'store.db'}")
-    s.migrate()
-    yield s
-    s.dispose()
 
 
 def test_a_reader_that_reads_nothing_is_cut_and_let_go(store: Store, tmp_path: Path) -> None:

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -17,7 +16,6 @@ from service.domain import JobState
 from service.runners.run import run_claimed
 from service.runners.worker import WorkerContext
 from service.storage import LocalStorage
-from service.store import Store
 from tests.service.runners.test_run import (
     WORKER,
     at_step,
@@ -29,14 +27,6 @@ from tests.service.runners.test_run import (
 )
 
 EVERY_STEP = TrainConfig(steps=30, seed=5, log_every=1, checkpoint_every=1, batch_size=32)
-
-
-@pytest.fixture
-def ctx(tmp_path: Path) -> Iterator[WorkerContext]:
-    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
-    store.migrate()
-    yield WorkerContext(store, LocalStorage(tmp_path / "files"), lease_s=0.0)
-    store.dispose()
 
 
 def files(ctx: WorkerContext) -> set[str]:

@@ -5,8 +5,7 @@ gives each member its own end."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,20 +17,9 @@ from service.domain import METRIC_FIELDS, JobRecord, JobState
 from service.runners.claims import Claimed, claim_members
 from service.runners.run import run_claimed
 from service.runners.worker import WorkerContext
-from service.storage import LocalStorage
-from service.store import Store
 
 WORKER = "w1"
 CONFIG = TrainConfig(steps=40, seed=5, log_every=10, checkpoint_every=0, batch_size=32)
-
-
-@pytest.fixture
-def ctx(tmp_path: Path) -> Iterator[WorkerContext]:
-    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
-    store.migrate()
-    # lease_s 0: every should_stop renews, so a request reaches the run at the next step.
-    yield WorkerContext(store, LocalStorage(tmp_path / "files"), lease_s=0.0)
-    store.dispose()
 
 
 def create(ctx: WorkerContext, job_id: str, config: TrainConfig = CONFIG, **kw: Any) -> None:
