@@ -41,11 +41,12 @@ def tmpfs(path: Path, size: str = "8m") -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True)
 
 
-def fill(directory: Path) -> list[Path]:
-    """Fills the filesystem of ``directory`` to the last byte; returns the filler files."""
+def fill(directory: Path, name: str = "filler") -> list[Path]:
+    """Fills the filesystem of ``directory`` to the last byte; returns the filler files (named
+    ``name``-0, -1, -2: a second fill under another name takes what was freed since)."""
     fillers = []
     for i, chunk in enumerate((1 << 16, 512, 1)):
-        path = directory / f"filler-{i}"
+        path = directory / f"{name}-{i}"
         fillers.append(path)
         with contextlib.suppress(OSError), open(path, "wb", buffering=0) as fh:
             block = b"\0" * chunk
