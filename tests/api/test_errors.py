@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 from service.api.errors import STATUS, domain_response
 from service.domain import errors
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _all_domain_errors() -> list[type[errors.DomainError]]:
@@ -36,3 +40,13 @@ def test_a_domain_error_is_answered_with_its_status_field_and_headers() -> None:
     assert busy.status_code == 429 and busy.headers["Retry-After"] == "5"
     denied = domain_response(errors.Unauthorized("missing key"))
     assert denied.status_code == 401 and denied.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_the_contract_notes_list_every_code_with_its_status() -> None:
+    """docs/service-contract-notes.md lists the error codes for clients: none may be missing,
+    nor stated with another status."""
+    notes = " ".join((ROOT / "docs" / "service-contract-notes.md").read_text().split())
+    for code, status in STATUS.items():
+        assert f"`{code}`" in notes, f"{code} is not in the contract notes"
+        stated = re.search(rf"`{code}`[^`]*?(\d{{3}})", notes)
+        assert stated and int(stated.group(1)) == status, (code, status)
