@@ -6,9 +6,16 @@ tutorial's step order: G step on D's current weights, then D step on the detache
 float rounding; ``Trainer`` stays the readable reference and the oracle it is tested against.
 
 Per step, each member draws its real curves and latents from its own generator (so a member
-is the same whichever population it trains in), then the population runs one batched forward
-of G and D, the gradients of both losses in closed form, and one Adam update over all members'
-parameters at once, with each member's own learning rates and betas.
+is the same whichever population it trains in), then the population runs batched forwards
+of G and D and the gradients of both losses in closed form (passes.py: a cache's worth of
+members a pass on a CPU), and one Adam update over all members' G and D parameters at once,
+with each member's own learning rates and betas.
+
+On a GPU (any device but the CPU) the draws are batched by default (``draws="batched"``, which
+a CPU may choose too): every member's batch in one call from one device generator, seeded
+from the members' seeds. They have Trainer's distribution but not its draws, so there a
+member matches its Trainer in distribution only, and resumes on draws seeded from the
+members' seeds and the step (``batched_generator``).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from __future__ import annotations
 import copy
 import math
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -27,14 +34,18 @@ from .data import eval_latent, x_grid
 from .loop import LogRecord, Loop, RunResult, TrainingDiverged, derive_seed, intra_op_threads
 from .metrics import EVAL_SAMPLES, PREVIEW_CURVES, Quality, curve_quality_rows
 from .models import Generator, build_models, generator_for
+from .passes import DRAWS, Passes, batched_generator
 from .sampling import CurveSampler
-from .stacked import Adam, Stack, layer_shapes
+from .stacked import Adam, Stack, layer_shapes, stack_size
 
 # Fields that may differ between the members of one population (each is elementwise in the
 # update); every other field fixes the shape or the schedule and must be the same for all.
 MEMBER_FIELDS = frozenset({"seed", "lr_g", "lr_d", "betas", "g_ema"})
 # Members evaluated together (see Population._qualities); measured best of 1, 2, 4, 8, 32.
 EVAL_CHUNK = 4
+# On a GPU, where each chunk's kernels are launched from Python: thousands of members are
+# evaluated in tens of chunks, not thousands (256 members' activations: ~270 MB).
+DEVICE_EVAL_CHUNK = 256
 
 
 # Every field's default, and the fields a population's members must share.
@@ -69,6 +80,8 @@ class Population(Loop):
         *,
         device: str | torch.device | None = None,
         num_threads: int | None = 1,
+        draws: str | None = None,
+        chunk: int | None = None,
     ) -> None:
         if not configs:
             raise ConfigError("members", "a population needs at least one member")
@@ -91,18 +104,31 @@ class Population(Loop):
         self.k = k = len(configs)
         self.device = torch.device(device or "cpu")
         self.num_threads = num_threads
+        on_cpu = self.device.type == "cpu"
+        self.draws = draws or ("exact" if on_cpu else "batched")
+        if self.draws not in DRAWS:
+            raise ConfigError("draws", f"must be one of {', '.join(DRAWS)}, got {draws!r}")
         dev = self.device
         self.x = x_grid(cfg.n_points).to(dev)
-        self._x2 = (self.x * self.x).view(1, 1, -1)
-        self._x2_plus_1 = self._x2 + 1.0
         d_width = cfg.d_hidden or cfg.hidden
-        self.g = Stack(k, layer_shapes(cfg.n_ideas, cfg.hidden, cfg.n_points, cfg.g_layers), dev)
-        self.d = Stack(k, layer_shapes(cfg.n_points, d_width, 1, cfg.d_layers), dev)
+        g_shapes = layer_shapes(cfg.n_ideas, cfg.hidden, cfg.n_points, cfg.g_layers)
+        d_shapes = layer_shapes(cfg.n_points, d_width, 1, cfg.d_layers)
+        # G's parameters then D's in one buffer (and their gradients in another): one Adam.
+        g_size = stack_size(k, g_shapes)
+        self.params = torch.zeros(g_size + stack_size(k, d_shapes), device=dev)
+        self.grads = torch.zeros_like(self.params)
+        self.g = Stack(k, g_shapes, dev, self.params[:g_size], self.grads[:g_size])
+        self.d = Stack(k, d_shapes, dev, self.params[g_size:], self.grads[g_size:])
+        # Loaded on the CPU and moved once: on a GPU, thousands of members' small copies
+        # would each be a transfer.
+        g_flat, d_flat = torch.zeros(self.g.size), torch.zeros(self.d.size)
         for i, c in enumerate(configs):
             assert c.seed is not None
             g, d = build_models(c, derive_seed(c.seed, "init"))
-            self.g.load_member(self.g.flat, i, g.state_dict())
-            self.d.load_member(self.d.flat, i, d.state_dict())
+            self.g.load_member(g_flat, i, g.state_dict())
+            self.d.load_member(d_flat, i, d.state_dict())
+        self.g.flat.copy_(g_flat)
+        self.d.flat.copy_(d_flat)
         self.ema: Stack | None = None
         if cfg.g_ema > 0:
             self.ema = Stack(k, self.g.shapes, dev)
@@ -115,10 +141,19 @@ class Population(Loop):
                 else torch.tensor([c.g_ema for c in configs], device=dev)[self.g.member_of]
             )
         betas = [tuple(c.betas) for c in configs]
-        self.opt_g = Adam(self.g, [c.lr_g for c in configs], betas)  # type: ignore[arg-type]
-        self.opt_d = Adam(self.d, [c.lr_d for c in configs], betas)  # type: ignore[arg-type]
+        self.opt = Adam(
+            self.params,
+            [(self.g, [c.lr_g for c in configs]), (self.d, [c.lr_d for c in configs])],
+            betas,  # type: ignore[arg-type]
+        )
+        # Each model's part of Adam's state, by its name in a checkpoint.
+        self._opt_parts = {
+            "opt_g": (self.g, slice(0, g_size)),
+            "opt_d": (self.d, slice(g_size, None)),
+        }
         # Each member's own training stream, as in Trainer: same seed, same draws.
         self.rngs = [torch.Generator().manual_seed(derive_seed(c.seed, "train")) for c in configs]
+        self._batched_rng = batched_generator(configs, 0, dev) if self.draws == "batched" else None
         self.eval_z = torch.stack(
             [
                 eval_latent(EVAL_SAMPLES, cfg.n_ideas, cfg.latent, derive_seed(c.seed, "eval"))
@@ -126,9 +161,16 @@ class Population(Loop):
             ]  # type: ignore[arg-type]
         ).to(dev)
         b = cfg.batch_size
-        self._offsets = torch.empty(k, b, 1)
-        self._z = torch.empty(k, b, cfg.n_ideas)
-        self._d_targets = torch.cat([torch.ones(b, 1), torch.zeros(b, 1)]).to(dev)
+        # Exact draws are made on the CPU, one member at a time; batched ones on the device.
+        draw_dev = dev if self.draws == "batched" else torch.device("cpu")
+        self._offsets = torch.empty(k, b, 1, device=draw_dev)
+        self._z = torch.empty(k, b, cfg.n_ideas, device=draw_dev)
+        # Each member's rows of the draw buffers, made once (not per member per step).
+        exact = self.draws == "exact"
+        self._offset_rows = list(self._offsets) if exact else []
+        self._z_rows = list(self._z) if exact else []
+        self._passes = Passes(cfg, self.g, self.d, self.x, chunk)
+        self.chunk = self._passes.chunk
         self.step_count = 0
         # Members that diverged: they train on (independently, harmlessly) but report nothing.
         self.failed: dict[int, str] = {}
@@ -139,53 +181,42 @@ class Population(Loop):
 
     # ------------------------------------------------------------------ one step
     def _draw(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each member's real curves and latents, drawn as Trainer draws them."""
-        cfg = self.config
-        b = cfg.batch_size
-        for i, rng in enumerate(self.rngs):
-            torch.rand(b, 1, generator=rng, out=self._offsets[i])
-            if cfg.latent == "normal":
-                torch.randn(b, cfg.n_ideas, generator=rng, out=self._z[i])
+        """Every member's real-curve offsets (a - 1) and latents, on the device."""
+        normal = self.config.latent == "normal"
+        batched = self._batched_rng
+        draws: Iterable[tuple[torch.Generator, torch.Tensor, torch.Tensor]]
+        if batched is not None:
+            # All members at once from one generator: Trainer's distribution, not its draws.
+            draws = [(batched, self._offsets, self._z)]
+        else:
+            # Each member from its own stream, as Trainer draws them.
+            draws = zip(self.rngs, self._offset_rows, self._z_rows, strict=True)
+        for rng, offset, z in draws:
+            # In place, the draws torch.rand and torch.randn make with out=, without their
+            # dispatch layers.
+            offset.uniform_(generator=rng)
+            if normal:
+                z.normal_(generator=rng)
             else:
-                torch.rand(b, cfg.n_ideas, generator=rng, out=self._z[i])
+                z.uniform_(generator=rng)
         # The draw buffers are refilled each step, after this step has used them: no copies
-        # on the CPU; another device gets its own.
-        z = self._z if self.device.type == "cpu" else self._z.to(self.device)
-        if cfg.latent == "uniform":
+        # on the CPU; exact draws made there for another device are moved to it.
+        offsets, z = self._offsets, self._z
+        if batched is None and self.device.type != "cpu":
+            offsets, z = offsets.to(self.device), z.to(self.device)
+        if not normal:
             z.mul_(2.0).sub_(1.0)
-        real = torch.addcmul(self._x2, self._offsets.to(self.device), self._x2_plus_1)
-        return real, z
+        return offsets, z
 
     def step(self) -> None:
         """One G update then one D update of every member."""
         cfg = self.config
-        b = cfg.batch_size
-        real, z = self._draw()
-        fake, g_inputs = self.g.forward(z)
-        logits, d_inputs = self.d.forward(torch.cat([real, fake], dim=1))
-        self._logits = logits
-        sig = torch.sigmoid(logits)
-
-        # ======================= G step: on D's current weights =======================
-        # d(G loss)/d(fake logits), then back through D held constant, then through G.
-        sig_fake = sig[:, b:]
-        # minimax: mean(log(1 - D(G(z)))) = -mean(softplus(logit)): -sigmoid / b;
-        # non-saturating: -mean(log D(G(z))) = mean(softplus(-logit)): (sigmoid - 1) / b.
-        minimax = cfg.loss == "minimax"
-        g_delta = sig_fake * (-1.0 / b) if minimax else (sig_fake - 1.0) * (1.0 / b)
-        fake_inputs = [h[:, b:] for h in d_inputs]
-        self.g.backward(self.d.input_grad(g_delta, fake_inputs), g_inputs)
-
-        # ================ D step: on the same fakes, detached from G ==================
-        # d_loss = mean(softplus(-real)) + mean(softplus(fake)): d/dlogit = (sigmoid - target)/b
-        d_delta = torch.sub(sig, self._d_targets).mul_(1.0 / b)
-        self.d.backward(d_delta, d_inputs)
+        self._logits = self._passes.gradients(*self._draw())
 
         t = self.step_count + 1
         # From the step count alone, so a resumed run follows the same schedule exactly.
         scale = 1.0 - self.step_count / cfg.steps if cfg.lr_schedule == "linear" else 1.0
-        self.opt_g.step(self.g.flat, self.g.grad, t, scale)
-        self.opt_d.step(self.d.flat, self.d.grad, t, scale)
+        self.opt.step(self.params, self.grads, t, scale)
         if self.ema is not None:
             decay = self._ema_decay
             if cfg.ema_warmup:
@@ -292,11 +323,12 @@ class Population(Loop):
         cache evaluated a 32-member population ~1.4x faster than all members at once."""
         stack = self.ema or self.g
         qualities: dict[int, Quality] = {}
-        for lo in range(0, self.k, EVAL_CHUNK):
-            members = [i for i in live if lo <= i < lo + EVAL_CHUNK]
+        chunk = EVAL_CHUNK if self.device.type == "cpu" else DEVICE_EVAL_CHUNK
+        for lo in range(0, self.k, chunk):
+            members = [i for i in live if lo <= i < lo + chunk]
             if not members:
                 continue
-            part = slice(lo, lo + EVAL_CHUNK)
+            part = slice(lo, lo + chunk)
             curves, _ = stack.forward(self.eval_z[part], part)
             rows = curve_quality_rows(curves[[i - lo for i in members]], self.x)
             qualities.update(zip(members, rows, strict=True))
@@ -334,9 +366,9 @@ class Population(Loop):
             for name, value in stack.member(stack.flat, i).items():
                 tensors[f"{prefix}.{name}"] = value
         step = torch.tensor(float(self.step_count))
-        for prefix, stack, opt in (("opt_g", self.g, self.opt_g), ("opt_d", self.d, self.opt_d)):
-            avg = list(stack.member(opt.exp_avg, i).values())
-            avg_sq = list(stack.member(opt.exp_avg_sq, i).values())
+        for prefix, (stack, part) in self._opt_parts.items():
+            avg = list(stack.member(self.opt.exp_avg[part], i).values())
+            avg_sq = list(stack.member(self.opt.exp_avg_sq[part], i).values())
             for p in range(len(avg)):
                 tensors[f"{prefix}.{p}.step"] = step.clone()
                 tensors[f"{prefix}.{p}.exp_avg"] = avg[p]
@@ -364,15 +396,23 @@ class Population(Loop):
         *,
         device: str | torch.device | None = None,
         num_threads: int | None = 1,
+        draws: str | None = None,
+        chunk: int | None = None,
     ) -> Population:
         """Resumes members (single-GAN checkpoints, all at one step) exactly where they were:
-        weights, Adam state and random streams."""
+        weights, Adam state and random streams (batched draws: see batched_generator)."""
         steps = {c.step for c in ckpts}
         if len(steps) != 1:
             raise ConfigError(
                 "members", f"checkpoints of one population share a step, got {sorted(steps)}"
             )
-        pop = cls([c.config for c in ckpts], device=device, num_threads=num_threads)
+        pop = cls(
+            [c.config for c in ckpts],
+            device=device,
+            num_threads=num_threads,
+            draws=draws,
+            chunk=chunk,
+        )
         for i, ckpt in enumerate(ckpts):
             t = ckpt.tensors
 
@@ -383,15 +423,17 @@ class Population(Loop):
             pop.d.load_member(pop.d.flat, i, sub("d."))
             if pop.ema is not None:
                 pop.ema.load_member(pop.ema.flat, i, sub("g_ema."))
-            for prefix, stack, opt in (("opt_g", pop.g, pop.opt_g), ("opt_d", pop.d, pop.opt_d)):
+            for prefix, (stack, part) in pop._opt_parts.items():
                 # Adam's state is indexed by parameter position, in the state_dict's order.
                 names = [f"{n}.{kind}" for n in stack.names for kind in ("weight", "bias")]
-                for key, buf in (("exp_avg", opt.exp_avg), ("exp_avg_sq", opt.exp_avg_sq)):
+                for key, buf in (("exp_avg", pop.opt.exp_avg), ("exp_avg_sq", pop.opt.exp_avg_sq)):
                     state = {name: t[f"{prefix}.{p}.{key}"] for p, name in enumerate(names)}
-                    stack.load_member(buf, i, state)
+                    stack.load_member(buf[part], i, state)
             pop.rngs[i].set_state(t["rng.train"].clone())
             pop.last_records[i] = LogRecord.from_checkpoint(ckpt)
         pop.step_count = ckpts[0].step
+        if pop._batched_rng is not None:
+            pop._batched_rng = batched_generator(pop.configs, pop.step_count, pop.device)
         return pop
 
     def sampler(self, i: int) -> CurveSampler:

@@ -363,3 +363,98 @@ def test_a_members_preview_is_its_trainers_first_evaluation_curves(
         sampler = trainer.sampling_model()
         with torch.inference_mode():
             assert torch.equal(want, sampler(trainer.eval_z)[:PREVIEW_CURVES])
+
+
+@pytest.mark.parametrize("shape", ["tutorial", "recommended"])
+def test_training_in_chunks_of_members_equals_one_pass(shape: str) -> None:
+    # A large population trains a few members a pass (cache-sized); the passes write their
+    # members' slices of the same buffers, so the result is the one-pass result.
+    configs = [cfg(shape, seed=s, steps=30, lr_g=1e-4 * s) for s in range(1, 6)]
+    whole, chunked = Population(configs, chunk=5), Population(configs, chunk=2)
+    assert (whole.chunk, chunked.chunk) == (5, 2)
+    whole.run()
+    chunked.run()
+    for i in range(5):
+        assert_close_states(
+            chunked.member_checkpoint(i).tensors, whole.member_checkpoint(i).tensors, 1e-6
+        )
+        got, want = chunked.last_records[i], whole.last_records[i]
+        assert got is not None and want is not None
+        assert got.to_dict() == pytest.approx(want.to_dict(), rel=1e-5, abs=1e-6)
+
+
+def test_chunks_are_even_and_a_large_population_is_chunked_on_a_cpu() -> None:
+    # 64 tutorial members fall out of a core's cache in one pass; at most 35 fit a pass.
+    assert Population([cfg(seed=s) for s in range(64)]).chunk == 32
+    assert Population([cfg(seed=1)]).chunk == 1
+    assert Population([cfg(seed=s) for s in range(7)], chunk=3).chunk == 3  # 3, 3, 1
+
+
+@pytest.mark.parametrize("latent", ["normal", "uniform"])
+def test_batched_draws_have_the_training_distribution_and_shapes(latent: str) -> None:
+    # The device draw mode (a GPU's default), selectable on the CPU: all members' offsets
+    # and latents from one generator, in two calls.
+    k, b = 16, 64
+    pop = Population([cfg(seed=s, latent=latent) for s in range(k)], draws="batched")
+    offsets, z = pop._draw()
+    assert offsets.shape == (k, b, 1) and z.shape == (k, b, 5)
+    assert float(offsets.min()) >= 0.0 and float(offsets.max()) < 1.0
+    assert float(offsets.mean()) == pytest.approx(0.5, abs=0.03)  # U(0, 1): sd 0.289/32
+    if latent == "normal":
+        assert float(z.mean()) == pytest.approx(0.0, abs=0.05)
+        assert float(z.std()) == pytest.approx(1.0, abs=0.05)
+    else:
+        assert float(z.min()) >= -1.0 and float(z.max()) <= 1.0
+        assert float(z.std()) == pytest.approx(3**-0.5, abs=0.03)
+    # Members draw different batches, and the next step draws afresh.
+    assert not torch.equal(z[0], z[1])
+    first = z.clone()
+    assert not torch.equal(pop._draw()[1], first)
+    # Not each member's own stream: those stay where they started.
+    assert torch.equal(pop.rngs[0].get_state(), Population([cfg(seed=0)]).rngs[0].get_state())
+
+
+def test_batched_draws_train_deterministically_and_resume_on_their_schedule() -> None:
+    configs = [cfg(seed=s, steps=40) for s in (1, 2, 3)]
+    a, b = Population(configs, draws="batched"), Population(configs, draws="batched")
+    a.run()
+    b.run()
+    exact = Population(configs)
+    exact.run()
+    for i in range(3):
+        ta, tb = a.member_checkpoint(i).tensors, b.member_checkpoint(i).tensors
+        assert all(torch.equal(ta[key], tb[key]) for key in ta)
+        assert not torch.equal(
+            ta["g.out.weight"], exact.member_checkpoint(i).tensors["g.out.weight"]
+        )
+        record = a.last_records[i]
+        assert record is not None and record.step == 40
+    resumed = Population.from_checkpoints(
+        [a.member_checkpoint(i) for i in range(3)], draws="batched"
+    )
+    assert resumed.draws == "batched" and resumed.step_count == 40
+    again = Population.from_checkpoints([b.member_checkpoint(i) for i in range(3)], draws="batched")
+    assert torch.equal(resumed._draw()[1], again._draw()[1])
+
+
+def test_an_unknown_draw_mode_is_refused_naming_the_choices() -> None:
+    with pytest.raises(ConfigError, match="exact, batched") as err:
+        Population([cfg()], draws="fast")
+    assert err.value.field == "draws"
+
+
+@pytest.mark.parametrize("lrs", [(5e-4, 5e-4), (5e-4, 2e-4)])
+def test_members_sharing_their_optimizer_settings_follow_their_trainers(
+    lrs: tuple[float, float],
+) -> None:
+    # One learning rate and betas for all (torch's fused Adam over both models at once), or
+    # one per model (over G's and D's parts of the buffer in turn): the oracle still holds.
+    configs = [
+        cfg("recommended", seed=s, lr_g=lrs[0], lr_d=lrs[1], betas=(0.5, 0.99)) for s in (1, 2)
+    ]
+    pop = Population(configs)
+    pop.run()
+    for i, c in enumerate(configs):
+        trainer = Trainer(c)
+        trainer.run()
+        assert_close_states(pop.member_checkpoint(i).tensors, trainer.checkpoint().tensors, 2e-5)
