@@ -83,7 +83,13 @@ class Settings(BaseSettings):
     # The most sweep members one worker process trains together as a population. 16 was
     # the fastest size per member on a 2-core CPU (benchmarks/sweep.py: K=16 ~9 900
     # GAN-steps/s a core, K=32 ~9 200, K=64 ~7 200: larger stacks fall out of cache).
+    # On a GPU raise it: one population fills the device only with thousands of members.
     max_population: int = Field(16, ge=1, le=16_384)
+    # Where workers train their populations: "cpu", or a CUDA device ("cuda", "cuda:1").
+    # Checked where the workers start (this server's pool, or `curvegan worker`), so an API
+    # server without a GPU may queue for GPU worker nodes. Checkpoints are written as CPU
+    # tensors and sampling stays on the CPU, so files do not depend on the device.
+    device: str = Field("cpu", pattern=r"^(cpu|cuda(:[0-9]{1,3})?)$")
     # How many worker processes a sweep is split between (each takes its share of the queued
     # members as one population); 0 means this server's pool, or one Celery node's processes.
     # In a cluster, set it to the worker processes of all nodes to spread a sweep over them.

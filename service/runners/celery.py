@@ -204,7 +204,10 @@ def run_worker(node_name: str | None, concurrency: int | None, loglevel: str = "
     here, before the pool forks, so every process starts warm."""
     import gan_engine  # noqa: F401 - warm: imported once, inherited by every forked process
 
+    from .worker import check_device
+
     settings = Settings()
+    check_device(settings.device)  # before the pool forks: one clear error, not one a process
     app = worker_app(settings)
     n = concurrency or settings.worker_concurrency or os.cpu_count() or 1
     _node["concurrency"] = n

@@ -41,6 +41,11 @@ class _Slot:
 
 class LocalRunner(SupervisedRunner):
     def __init__(self, store: Store, settings: Settings) -> None:
+        from .worker import check_device  # torch: imported here, as the API process does
+
+        # At the server's start, before any worker process: a device it lacks is a clear
+        # error now rather than workers that die and are replaced for ever.
+        check_device(settings.device)
         self.store = store
         self.settings = settings
         self.size = settings.max_concurrent_jobs

@@ -111,8 +111,9 @@ class _Run:
         (0 for fresh members)."""
         configs = [TrainConfig.from_dict(job.config) for job in self.jobs]
         starts = [resumes(job) for job in self.jobs]
+        device = self.ctx.device
         if not any(starts):
-            return Population(configs)
+            return Population(configs, device=device)
         if not all(starts):
             raise RuntimeError("the members of one population must all resume, or all start")
         # A job may train longer or log differently than the run that saved its checkpoint.
@@ -121,7 +122,8 @@ class _Run:
                 replace(self._read(start), config=config)
                 for start, config in zip(starts, configs, strict=True)
                 if start is not None
-            ]
+            ],
+            device=device,
         )
 
     def _read(self, checkpoint_id: str) -> Checkpoint:

@@ -11,7 +11,7 @@ finished, back in the queue) is written by ``_move``, which allows only the edge
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,8 +21,9 @@ from .. import logs
 from ..domain import METRIC_FIELDS, JobRecord, JobState, Lease, Requests
 from ..domain.states import check_transition
 from .clock import db_now
+from .parts import CLAIM_TRIES, Missed, part_members, pick
 from .rows import JOB_SELECT, Engines, LeaseLost, job_record
-from .tables import jobs, metrics
+from .tables import jobs, metrics, sweeps
 
 RUNNING, QUEUED = JobState.RUNNING.value, JobState.QUEUED.value
 
@@ -103,55 +104,61 @@ class LeaseQueries(Engines):
         logs.job_started(job.id, worker_id, job.attempt, job.step)
         return Lease(job_id, worker_id, job.attempt), job
 
-    def claim_siblings(
+    def claim_part(
         self,
-        first: JobRecord,
         worker_id: str,
         lease_s: float,
-        compatible: Callable[[dict[str, Any]], bool],
-        how_many: Callable[[int], int],
+        job_id: str | None,
+        shape_of: Callable[[dict[str, Any]], Hashable],
+        part_of: Callable[[int, int], int],
     ) -> list[tuple[Lease, JobRecord]]:
-        """More queued members of ``first``'s sweep that can train in one population with
-        it (``compatible`` looks at a config), each under its own lease: fresh members only
-        (step 0, nothing to resume from), oldest first. ``how_many`` gets the number of the
-        sweep's members of this shape, in any state, and says how many siblings to take."""
-        if first.sweep_id is None:
-            return []
+        """Takes ``job_id``, or the oldest queued job, and, for a fresh sweep member, the
+        rest of its part of the sweep, each under its own lease, in one transaction.
+
+        The sweep's members of the pick's shape (``shape_of`` a stored config), in any state,
+        in creation order: the one at index i of n is in part ``part_of(i, n)``. A part is
+        fixed by the sweep alone, and taken whole by whichever worker first claims one of
+        its members, so shares are exact whatever the timing: claims of one sweep are
+        serialised (SQLite's write lock; on PostgreSQL the sweep's row lock, always taken
+        before any of its members' rows). Fresh members only (step 0, nothing to resume
+        from); one that resumes trains alone."""
+        for _ in range(CLAIM_TRIES):
+            try:
+                out = self._claim_part(worker_id, lease_s, job_id, shape_of, part_of)
+            except Missed:
+                continue
+            for _, job in out:
+                logs.job_started(job.id, worker_id, job.attempt, job.step)
+            return out
+        return []
+
+    def _claim_part(
+        self,
+        worker_id: str,
+        lease_s: float,
+        job_id: str | None,
+        shape_of: Callable[[dict[str, Any]], Hashable],
+        part_of: Callable[[int, int], int],
+    ) -> list[tuple[Lease, JobRecord]]:
         with self._write.begin() as conn:
-            shapes = conn.execute(sa.select(jobs.c.config).where(jobs.c.sweep_id == first.sweep_id))
-            total = sum(1 for row in shapes if compatible(row.config))
-            query = (
-                sa.select(jobs.c.id, jobs.c.config)
-                .where(
-                    jobs.c.sweep_id == first.sweep_id,
-                    jobs.c.state == QUEUED,
-                    jobs.c.cancel_requested == sa.false(),
-                    jobs.c.step == 0,
-                    jobs.c.resumed_from.is_(None),
-                )
-                .order_by(jobs.c.seq)
-            )
-            if self.is_postgres:
-                query = query.with_for_update(skip_locked=True)
-            found = [row.id for row in conn.execute(query) if compatible(row.config)]
-            ids = found[: how_many(total)]
-            if not ids:
+            first = conn.execute(pick(job_id)).first()
+            if first is None:
                 return []
+            ids = [first.id]
+            if first.sweep_id is not None and first.fresh:
+                lock = sa.select(sweeps.c.id).where(sweeps.c.id == first.sweep_id)
+                conn.execute(lock.with_for_update())
+                ids = part_members(conn, first, shape_of, part_of)
+            # Missed rolls back: the pick, or one of its part, was taken or cancelled since
+            # it was read (PostgreSQL reads the pick without a lock).
+            if first.id not in ids:
+                raise Missed
+            untouched = [jobs.c.id.in_(ids), jobs.c.cancel_requested == sa.false()]
             claimed = _claimed(worker_id, lease_s)
-            _move(conn, JobState.QUEUED, JobState.RUNNING, [jobs.c.id.in_(ids)], **claimed)
-            rows = conn.execute(
-                JOB_SELECT.where(jobs.c.id.in_(ids), jobs.c.worker_id == worker_id).order_by(
-                    jobs.c.seq
-                )
-            )
-            out = []
-            for row in rows:
-                job = job_record(row)
-                if job.state is JobState.RUNNING:
-                    out.append((Lease(job.id, worker_id, job.attempt), job))
-        for _, job in out:
-            logs.job_started(job.id, worker_id, job.attempt, job.step)
-        return out
+            if _move(conn, JobState.QUEUED, JobState.RUNNING, untouched, **claimed) != len(ids):
+                raise Missed
+            rows = conn.execute(JOB_SELECT.where(jobs.c.id.in_(ids)).order_by(jobs.c.seq))
+            return [(Lease(r.id, worker_id, r.attempt), r) for r in map(job_record, rows)]
 
     def renew(self, lease: Lease, lease_s: float) -> Requests:
         """Extends the lease; returns what the API asks of the job. Raises LeaseLost."""
