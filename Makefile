@@ -56,6 +56,7 @@ bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/service.py
 	$(BIN)/python benchmarks/runner.py
 	$(BIN)/python benchmarks/sweep.py
+	$(BIN)/python benchmarks/population.py
 	$(BIN)/python benchmarks/load.py  # needs wrk (apt-get install -y wrk)
 
 clean:
