@@ -40,7 +40,10 @@ def save_or_skip(ctx: WorkerContext, lease: Lease, job_id: str, ckpt: Checkpoint
             raise
         log.error("job %s: no room for its checkpoint at step %d; training on", job_id, ckpt.step)
         return False
-    tidy(job_id, lambda: prune_checkpoints(ctx.store, ctx.storage, job_id, ctx.keep_checkpoints))
+    tidy(
+        job_id,
+        lambda: prune_checkpoints(ctx.store, ctx.storage, job_id, ctx.keep_checkpoints, lease),
+    )
     return True
 
 

@@ -72,10 +72,13 @@ def check_data_cap(store: Store, adding: int, max_data_bytes: int) -> None:
         )
 
 
-def prune_checkpoints(store: Store, storage: CheckpointStorage, job_id: str, keep: int) -> int:
+def prune_checkpoints(
+    store: Store, storage: CheckpointStorage, job_id: str, keep: int, lease: Lease | None = None
+) -> int:
     """Deletes the job's checkpoints beyond its newest ``keep`` and its best (never one an
-    unfinished job resumes from): the records, then the files. Returns how many."""
-    pruned = store.prune_checkpoints(job_id, keep)
+    unfinished job resumes from): the records, then the files. With ``lease``, only while the
+    worker holds the job (LeaseLost otherwise). Returns how many."""
+    pruned = store.prune_checkpoints(job_id, keep, lease=lease)
     for checkpoint_id in pruned:
         storage.delete(checkpoint_id)
     return len(pruned)

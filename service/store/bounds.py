@@ -83,13 +83,15 @@ class BoundQueries(LeaseQueries):
                 )
             ).rowcount
 
-    def prune_checkpoints(self, job_id: str, keep: int) -> list[str]:
+    def prune_checkpoints(self, job_id: str, keep: int, *, lease: Lease | None = None) -> list[str]:
         """Deletes the records of the job's checkpoints beyond its newest ``keep`` (``keep``
         >= 1, so its latest stays) and its best, except any an unfinished job was created to
         resume from; returns their ids, for the caller to delete the files after (a crash in
         between leaves files with no record, which the janitor removes). Checked under the
         lock job creation takes, as ``delete_checkpoint`` does, so that no job can come to
-        resume from a checkpoint being deleted."""
+        resume from a checkpoint being deleted. With ``lease``, only while the worker still
+        holds the job (LeaseLost otherwise): a worker paused past its lease must not prune
+        what the job's new owner saves."""
         with self._read.begin() as conn:
             total = conn.execute(
                 sa.select(sa.func.count()).where(checkpoints.c.job_id == job_id)
@@ -97,6 +99,8 @@ class BoundQueries(LeaseQueries):
         if total <= keep:  # the common case, without taking the creators' lock
             return []
         with self._write.begin() as conn:
+            if lease is not None:
+                self._check_held(conn, lease)
             lock_creators(conn)
             rows = conn.execute(
                 sa.select(

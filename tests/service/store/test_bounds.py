@@ -101,6 +101,18 @@ def test_pruning_keeps_the_newest_the_best_and_any_a_job_resumes_from(store: Sto
     assert store.prune_checkpoints("j", keep=3) == ["c3"]
 
 
+def test_a_worker_that_lost_its_lease_prunes_nothing(store: Store) -> None:
+    """A worker paused past its lease must not prune what the job's new owner saves."""
+    make_job(store, "j")
+    lease = claim(store)
+    for step in range(1, 6):
+        store.add_checkpoint(scored(f"c{step}", "j", step, step), lease=lease)
+    store.finish(lease, JobState.CANCELLED)
+    with pytest.raises(LeaseLost):
+        store.prune_checkpoints("j", keep=1, lease=lease)
+    assert len(store.list_checkpoints("j", 100, 0).items) == 5
+
+
 def test_a_sweep_members_best_is_by_its_sweeps_best_by(store: Store) -> None:
     make_job(store, "m")
     execute(
