@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -19,7 +20,15 @@ if str(ROOT) not in sys.path:
 
 from tests.helpers import Server, free_port, settings_env  # noqa: E402
 
-__all__ = ["ROOT", "Server", "free_port", "run_interruptible", "settings_env", "start_server"]
+__all__ = [
+    "ROOT",
+    "Server",
+    "free_port",
+    "run_interruptible",
+    "run_with_servers",
+    "settings_env",
+    "start_server",
+]
 
 
 def start_server(data_dir: str, **settings: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -66,3 +75,15 @@ def run_interruptible(
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         cleanup()
+
+
+def run_with_servers(prefix: str, body: Callable[[Path, list[Server]], object]) -> None:
+    """``body(tmp_dir, servers)`` in a fresh temp dir, interruptible (``run_interruptible``):
+    the servers it appends are stopped however it ends, their logs printed if it fails."""
+    servers: list[Server] = []
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp_dir:
+        run_interruptible(
+            lambda: body(Path(tmp_dir), servers),
+            lambda: [("server", s.log()) for s in servers],
+            lambda: [s.stop() for s in servers],
+        )

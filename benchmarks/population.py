@@ -50,7 +50,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -59,7 +58,7 @@ from typing import Any
 
 import httpx
 import torch
-from _server import ROOT, Server, run_interruptible
+from _server import ROOT, Server, run_with_servers
 from population_report import print_results, update_readme
 from sweep import bench_server, flops_per_member_step, matmul_peak, run_sweep
 
@@ -335,13 +334,7 @@ def main() -> None:
     if args.readme:
         update_readme(json.loads(args.out.read_text()), ROOT / "README.md")
         return
-    servers: list[Server] = []
-    with tempfile.TemporaryDirectory(prefix="curvegan-population-bench-") as tmp_dir:
-        run_interruptible(
-            lambda: run(args, Path(tmp_dir), servers),
-            lambda: [("server", s.log()) for s in servers],
-            lambda: [s.stop() for s in servers],
-        )
+    run_with_servers("curvegan-population-bench-", lambda tmp, servers: run(args, tmp, servers))
 
 
 if __name__ == "__main__":

@@ -52,7 +52,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +59,7 @@ from typing import Any
 
 import httpx
 import torch
-from _server import Server, run_interruptible
+from _server import Server, run_with_servers
 from runner import Row, fmt, ts
 
 from gan_engine import TrainConfig, Trainer
@@ -572,13 +571,7 @@ def main() -> None:
         args.repeats, args.steps, args.separate, args.single_steps = 1, 1000, 4, 2000
         args.rec_steps = args.rec_steps or 1000
 
-    servers: list[Server] = []
-    with tempfile.TemporaryDirectory(prefix="curvegan-sweep-bench-") as tmp_dir:
-        run_interruptible(
-            lambda: run(args, Path(tmp_dir), servers),
-            lambda: [("server", s.log()) for s in servers],
-            lambda: [s.stop() for s in servers],
-        )
+    run_with_servers("curvegan-sweep-bench-", lambda tmp, servers: run(args, tmp, servers))
 
 
 if __name__ == "__main__":

@@ -170,18 +170,6 @@ class RequestGate:
         await self.app(scope, receive_bounded, send)
 
 
-def _is_json(content_type: str | None) -> bool:
-    """FastAPI's own test for a JSON body (it parses nothing else as JSON)."""
-    if not content_type:
-        return False
-    message = email.message.Message()
-    message["content-type"] = content_type
-    subtype = message.get_content_subtype()
-    return message.get_content_maintype() == "application" and (
-        subtype == "json" or subtype.endswith("+json")
-    )
-
-
 def parse_json(body: bytes) -> Any:
     """orjson, which also refuses what the store could not keep: lone surrogates ("\\ud800")
     and numbers beyond float64 (1e400); json.loads accepts both, and NaN."""
@@ -210,6 +198,14 @@ def _media_type(content_type: str | None) -> str | None:
     message = email.message.Message()
     message["content-type"] = content_type
     return message.get_content_type()
+
+
+def _is_json(content_type: str | None) -> bool:
+    """FastAPI's own test for a JSON body (it parses nothing else as JSON)."""
+    media = _media_type(content_type) or ""
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
 
 
 def _sent_as(content_type: str | None) -> str:
